@@ -1,0 +1,123 @@
+"""The ``mmrl`` console script: parses arguments, calls library functions, prints results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmrl.errors import MmrlError
+
+__all__ = ["main", "build_parser"]
+
+
+def _print_json(payload: object) -> None:
+    print(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def _data_synth(args: argparse.Namespace) -> None:
+    from mmrl.data.synth import generate
+
+    out = generate(args.out, n_dialogues=args.dialogues, seed=args.seed)
+    print(f"wrote the synthetic corpus ({args.dialogues} dialogues, seed {args.seed}) to {out}")
+
+
+def _data_stats(args: argparse.Namespace) -> None:
+    from mmrl.data import detect_format, load_corpus
+    from mmrl.data.stats import corpus_stats
+
+    format = args.format or detect_format(args.path)
+    if format == "dfew":
+        from mmrl.data.dfew import dfew_stats, load_dfew
+        from mmrl.data.schema import LoadReport
+
+        report = LoadReport(on_error=args.on_error)
+        stats = {"format": "dfew", "source": str(args.path), "folds": dfew_stats(load_dfew(args.path, report=report))}
+        stats["skipped"] = report.summary()
+    else:
+        corpus = load_corpus(args.path, format, on_error=args.on_error, media_dir=args.media_dir, split=args.split)
+        stats = corpus_stats(corpus)
+    if args.json:
+        _print_json(stats)
+    else:
+        _print_stats_table(stats)
+
+
+def _print_stats_table(stats: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if stats["format"] == "dfew":
+        _print_json(stats)
+        return
+    table = Table(title=f"{stats['format']} corpus at {stats['source']}")
+    columns = ("dialogues", "rows", "turns", "therapist_turns", "rows_with_video", "rows_with_audio")
+    table.add_column("split")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for split, split_stats in [*stats["splits"].items(), ("total", stats["total"])]:
+        table.add_row(split, *(str(split_stats[c]) for c in columns))
+    console = Console()
+    console.print(table)
+    for name, counts in stats["total"]["turn_labels"].items():
+        console.print(f"[bold]{name}[/bold] (turns): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if stats["skipped"]["skipped"]:
+        console.print(f"[yellow]skipped {stats['skipped']['skipped']} record(s)[/yellow]: {stats['skipped']['reasons']}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from mmrl.demo import run_demo
+
+    out = run_demo(args.out, seed=args.seed, n_dialogues=args.dialogues)
+    print(f"demo outputs are in {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmrl",
+        description="Reinforcement learning of trustworthy, multimodal emotional-support dialogue systems.",
+        epilog="Start with `mmrl demo`; see `mmrl COMMAND --help` for each command.",
+    )
+    from mmrl import __version__
+
+    parser.add_argument("--version", action="version", version=f"mmrl {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser("demo", help="run the whole loop, small, on the embedded corpus")
+    demo.add_argument("--out", type=Path, default=None, help="output directory (default: a new mmrl-demo-* directory)")
+    demo.add_argument("--seed", type=int, default=0, help="the run's one seed")
+    demo.add_argument("--dialogues", type=int, default=40, help="size of the synthetic corpus")
+    demo.set_defaults(func=_demo)
+
+    data = commands.add_parser("data", help="generate, inspect and convert datasets")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    synth = data_commands.add_parser("synth", help="generate the embedded multimodal demo corpus")
+    synth.add_argument("--out", type=Path, required=True, help="directory to write (corpus.jsonl, media/, manifest.json)")
+    synth.add_argument("--dialogues", type=int, default=40, help="number of dialogues")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    synth.set_defaults(func=_data_synth)
+    stats = data_commands.add_parser("stats", help="per-split dialogue, turn and label counts")
+    stats.add_argument("path", type=Path, help="a MESC directory, a synth directory, a .jsonl file or a DFEW root")
+    stats.add_argument("--format", choices=("mesc", "synth", "jsonl", "multimood", "dfew"), help="default: detected")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip and count it")
+    stats.add_argument("--media-dir", type=Path, default=None, help="MESC: directory of {Dialogue_ID}_{Utterance_ID}.mp4/.wav clips")
+    stats.add_argument("--split", choices=("train", "val", "test"), default=None, help="MultiMood: the file's split")
+    stats.set_defaults(func=_data_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except MmrlError as err:
+        print(f"mmrl: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
