@@ -41,15 +41,14 @@ def _media_path(turn: Turn, kind: str) -> str | None:
 
 
 def target_rows(dialogue: Dialogue) -> list[dict]:
-    """One row per target therapist turn: the context before it, its client turn and its labels.
+    """One row per target therapist turn, split as :meth:`Dialogue.context_at` splits it.
 
-    ``client_*`` fields describe the most recent client turn before the target (None if none).
+    ``client_*`` fields describe the most recent client turn before the target (None if none);
+    ``history_*`` hold the turns before that client turn.
     """
     rows = []
     for index in dialogue.target_indices():
-        history = dialogue.turns[:index]
-        client = next((t for t in reversed(history) if t.speaker == "client"), None)
-        target = dialogue.turns[index]
+        history, client, target = dialogue.context_at(index)
         rows.append(
             {
                 "dialogue_id": dialogue.id,

@@ -150,6 +150,20 @@ class Dialogue:
         """Indices of therapist turns that follow at least one other turn (prediction/RL targets)."""
         return [i for i, t in enumerate(self.turns) if i > 0 and t.speaker == "therapist"]
 
+    def context_at(self, index: int) -> tuple[tuple[Turn, ...], Turn | None, Turn]:
+        """Split the dialogue at target ``index`` into (history, most recent client turn, target).
+
+        The history is every turn before that client turn; the client turn is None when no
+        client turn precedes the target.
+        """
+        if index not in self.target_indices():
+            raise DataError(f"turn {index} is not a therapist turn that follows another turn", record=self.id, field="turn_index")
+        before = self.turns[:index]
+        last = max((i for i, t in enumerate(before) if t.speaker == "client"), default=None)
+        if last is None:
+            return before, None, self.turns[index]
+        return before[:last], before[last], self.turns[index]
+
 
 @dataclass(frozen=True)
 class DfewClip:

@@ -18,7 +18,7 @@ def test_targets_dataset_rows_hold_context_and_labels(corpus):
     ds = targets_dataset(corpus.dialogues)
     assert len(ds) == sum(len(d.target_indices()) for d in corpus.dialogues) == 6
     row = next(r for r in ds if r["dialogue_id"] == "0" and r["turn_index"] == 3)
-    assert row["history_texts"] == ["I told you.", "Told me what?"]
+    assert row["history_texts"] == ["I told you.", "Told me what?"]  # the client turn is apart
     assert row["client_text"] == "That I'd be sorry. And I am. Really sorry."
     assert row["client_emotion"] == "anger" and row["strategy"] == "Communication Skills"
     assert row["reference"] == "I'm not sorry at all. You did well."

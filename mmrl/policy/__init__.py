@@ -1,0 +1,1 @@
+"""The policy LLM side: prompt rendering and the structured output format."""

@@ -1,0 +1,144 @@
+"""Rewards by name: ``@register`` a batch function or a Reward class, look it up from YAML by name."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import numpy as np
+
+from mmrl.errors import ConfigError
+from rewards.base import Context, OnFailure, Reward, RewardBatch, RewardError
+
+__all__ = ["FunctionReward", "RegisteredReward", "register", "get_reward", "registered", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "mmrl.rewards"
+BatchFn = Callable[..., "Sequence[float | None] | RewardBatch"]
+
+
+class FunctionReward:
+    """A Reward around a plain batch function ``fn(contexts, replies, **options)``.
+
+    The function returns a float per reply (None where it cannot score, with the reason
+    "returned None") or a RewardBatch. An exception fails the whole batch with its message;
+    scores outside ``score_range`` are failures too. With ``on_failure="raise"`` any failure raises.
+    """
+
+    def __init__(
+        self,
+        fn: BatchFn,
+        *,
+        name: str,
+        version: str,
+        score_range: tuple[float, float],
+        on_failure: OnFailure = "record",
+        **options,
+    ) -> None:
+        if on_failure not in ("record", "raise"):
+            raise ConfigError(f"{name}: on_failure must be 'record' or 'raise', got {on_failure!r}")
+        self.fn, self.options = fn, options
+        self.name, self.version, self.score_range, self.on_failure = name, version, score_range, on_failure
+        self.__name__ = name
+
+    def __call__(self, contexts: Sequence[Context], replies: Sequence[str]) -> RewardBatch:
+        if len(contexts) != len(replies):
+            raise RewardError(f"{self.name}: got {len(contexts)} contexts but {len(replies)} replies")
+        try:
+            out = self.fn(contexts, replies, **self.options)
+            batch = out if isinstance(out, RewardBatch) else _from_values(out, len(replies))
+        except Exception as exc:  # a reward failure is data, not a crash, unless asked to raise
+            if self.on_failure == "raise":
+                raise RewardError(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
+            batch = RewardBatch.failed(len(replies), f"{type(exc).__name__}: {exc}")
+        if len(batch.scores) != len(replies):
+            raise RewardError(f"{self.name} returned {len(batch.scores)} scores for {len(replies)} replies")
+        low, high = self.score_range
+        for i in np.flatnonzero(batch.ok & ((batch.scores < low) | (batch.scores > high))):
+            batch.failures[int(i)] = f"score {batch.scores[i]:.4g} outside the documented range [{low}, {high}]"
+            batch.scores[i] = np.nan
+        if batch.failures and self.on_failure == "raise":
+            index, reason = next(iter(batch.failures.items()))
+            raise RewardError(f"{self.name} could not score reply {index}: {reason}")
+        return batch
+
+    def __repr__(self) -> str:
+        return f"FunctionReward({self.name!r}, version={self.version!r})"
+
+
+def _from_values(values: Sequence[float | None], n: int) -> RewardBatch:
+    values = list(values)
+    failures = {i: "returned None" for i, v in enumerate(values) if v is None}
+    scores = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    failures.update({i: "returned NaN" for i in np.flatnonzero(np.isnan(scores)) if int(i) not in failures})
+    return RewardBatch(scores, failures)
+
+
+@dataclass(frozen=True)
+class RegisteredReward:
+    """A registry entry: how to build the reward named ``name``."""
+
+    name: str
+    factory: Callable[..., Reward]
+    version: str
+    score_range: tuple[float, float]
+    description: str
+
+    def build(self, **options) -> Reward:
+        return self.factory(**options)
+
+
+_REGISTRY: dict[str, RegisteredReward] = {}
+_entry_points_loaded = False
+
+
+def register(name: str, *, version: str = "1", score_range: tuple[float, float] = (0.0, 1.0)):
+    """Register a batch function (wrapped in FunctionReward) or a Reward class under ``name``.
+
+    The name is the reward's log key (``rewards/<name>/mean``) and its YAML key: never rename it.
+    """
+
+    def decorate(obj):
+        if name in _REGISTRY:
+            raise ConfigError(f"a reward named {name!r} is already registered ({_REGISTRY[name].factory!r})")
+        if inspect.isclass(obj):
+            factory = obj
+        else:
+            def factory(**options):
+                return FunctionReward(obj, name=name, version=version, score_range=score_range, **options)
+        description = (inspect.getdoc(obj) or "").split("\n\n")[0].replace("\n", " ")
+        _REGISTRY[name] = RegisteredReward(name, factory, version, score_range, description)
+        return obj
+
+    return decorate
+
+
+def _load_builtins() -> None:
+    global _entry_points_loaded
+    import rewards.builtin  # noqa: F401  (registers the built-in rewards)
+
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            ep.load()
+
+
+def registered() -> dict[str, RegisteredReward]:
+    """Every registered reward, built-ins and entry points included, by name."""
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_reward(name: str, **options) -> Reward:
+    """Build the registered reward ``name``; an unknown name gets a "did you mean"."""
+    entries = registered()
+    if name not in entries:
+        close = difflib.get_close_matches(name, entries, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown reward {name!r}{hint} (registered: {', '.join(entries)})")
+    try:
+        return entries[name].build(**options)
+    except TypeError as exc:
+        raise ConfigError(f"reward {name!r} does not accept options {sorted(options)}: {exc}") from exc
