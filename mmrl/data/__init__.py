@@ -85,13 +85,14 @@ def load_corpus(
         from mmrl.data.mesc import load_mesc
 
         return load_mesc(path, media_dir=media_dir, report=report, check_media=check_media)
-    if format in ("synth", "jsonl"):
+    if format == "synth":
+        from mmrl.data.synth import load_synth
+
+        return load_synth(path, report=report, check_media=check_media)
+    if format == "jsonl":
         from mmrl.data.jsonl import read_dialogues
 
-        file = Path(path) / "corpus.jsonl" if Path(path).is_dir() else Path(path)
-        corpus = read_dialogues(file, report=report, check_media=check_media)
-        corpus.format = format
-        return corpus
+        return read_dialogues(path, report=report, check_media=check_media)
     if format == "multimood":
         from mmrl.data.multimood import load_multimood
 

@@ -15,28 +15,17 @@ from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
 
+from mmrl.data.io import read_text
 from mmrl.data.schema import Corpus, Dialogue, LoadReport, Media, Segment, Turn
 from mmrl.errors import DataError
 from mmrl.labels import normalise_emotion, normalise_strategy
 
-__all__ = ["MESC_COLUMNS", "load_mesc", "read_text"]
+__all__ = ["MESC_COLUMNS", "load_mesc"]
 
 MESC_COLUMNS = ("Utterance", "Speaker", "Emotion", "Strategy", "Dialogue_ID", "Utterance_ID", "StartTime", "EndTime")
 _SPEAKERS = {"client": "client", "therapist": "therapist"}
 _JSON_SPEAKERS = {"user": "client", "sys": "therapist"}
 _MATCH_PREFIX = 3  # json dialogues are matched by length and their first utterances
-
-
-def read_text(path: Path) -> str:
-    """Read a UTF-8 file, reporting the line of the first undecodable byte."""
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"not valid UTF-8 (byte {data[exc.start]:#04x}); re-save the file as UTF-8", path=path, line=line) from exc
 
 
 def _seconds(value: str, **where) -> float | None:
