@@ -45,3 +45,18 @@ def test_skip_mode_counts_skipped_records(tmp_path, capsys):
     assert main(["data", "stats", str(root), "--json", "--on-error", "skip"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["skipped"]["skipped"] == 1 and stats["total"]["dialogues"] == 3
+
+
+def test_data_synth_then_stats_and_dfew_stats(tmp_path, capsys):
+    from tests.fixtures.dfew import make_dfew_fixture
+
+    assert main(["data", "synth", "--out", str(tmp_path / "c"), "--dialogues", "5", "--seed", "3"]) == 0
+    assert main(["data", "stats", str(tmp_path / "c"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert stats["format"] == "synth" and stats["total"]["dialogues"] == 5
+    assert stats["total"]["rows_with_audio"] == stats["total"]["rows_with_video"] > 0
+    root = make_dfew_fixture(tmp_path / "dfew", clips_per_class=1)
+    assert main(["data", "stats", str(root), "--json"]) == 0
+    folds = json.loads(capsys.readouterr().out)["folds"]
+    assert sorted(folds) == ["1", "2", "3", "4", "5"]
+    assert sum(f["test"]["count"] for f in folds.values()) == 7
