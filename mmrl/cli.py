@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,9 @@ from pathlib import Path
 from mmrl.errors import MmrlError
 
 __all__ = ["main", "build_parser"]
+
+#: Modules that add their command groups with ``add_commands(subparsers)``, in help order.
+_COMMAND_MODULES = ("rewards.cli",)
 
 
 def _print_json(payload: object) -> None:
@@ -106,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--media-dir", type=Path, default=None, help="MESC: directory of {Dialogue_ID}_{Utterance_ID}.mp4/.wav clips")
     stats.add_argument("--split", choices=("train", "val", "test"), default=None, help="MultiMood: the file's split")
     stats.set_defaults(func=_data_stats)
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).add_commands(commands)
     return parser
 
 

@@ -10,6 +10,7 @@ __all__ = [
     "EMOTIONS",
     "STRATEGIES",
     "DFEW_CLASSES",
+    "TRUST_CRITERIA",
     "normalise_emotion",
     "normalise_strategy",
     "normalise_dfew",
@@ -34,6 +35,18 @@ STRATEGIES: tuple[str, ...] = (
 
 #: DFEW's 7 classes; official label ids are 1..7 in this order.
 DFEW_CLASSES: tuple[str, ...] = ("Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear")
+
+
+#: The seven MultiMood trust criteria, in the paper's order (reward names and judge criteria).
+TRUST_CRITERIA: tuple[str, ...] = (
+    "truthfulness",
+    "safety",
+    "fairness",
+    "privacy",
+    "empathy",
+    "reliability",
+    "ethical_guidance",
+)
 
 
 def _normaliser(kind: str, labels: tuple[str, ...]):

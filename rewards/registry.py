@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import inspect
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 from importlib.metadata import entry_points
 
 import numpy as np
@@ -13,10 +16,13 @@ import numpy as np
 from mmrl.errors import ConfigError
 from rewards.base import Context, OnFailure, Reward, RewardBatch, RewardError
 
-__all__ = ["FunctionReward", "RegisteredReward", "register", "get_reward", "registered", "ENTRY_POINT_GROUP"]
+__all__ = ["FunctionReward", "RegisteredReward", "Reads", "register", "get_reward", "registered", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "mmrl.rewards"
 BatchFn = Callable[..., "Sequence[float | None] | RewardBatch"]
+#: What a reward scores: the parsed ``Reply:`` text (default) or the raw policy completion.
+#: A Reward class declares it as a ``reads`` attribute; a Composite reads it with that default.
+Reads = Literal["reply", "completion"]
 
 
 class FunctionReward:
@@ -25,6 +31,7 @@ class FunctionReward:
     The function returns a float per reply (None where it cannot score, with the reason
     "returned None") or a RewardBatch. An exception fails the whole batch with its message;
     scores outside ``score_range`` are failures too. With ``on_failure="raise"`` any failure raises.
+    ``fingerprint`` hashes the options, so caches never mix scores computed with different options.
     """
 
     def __init__(
@@ -34,14 +41,28 @@ class FunctionReward:
         name: str,
         version: str,
         score_range: tuple[float, float],
+        reads: Reads = "reply",
         on_failure: OnFailure = "record",
         **options,
     ) -> None:
         if on_failure not in ("record", "raise"):
             raise ConfigError(f"{name}: on_failure must be 'record' or 'raise', got {on_failure!r}")
+        if reads not in ("reply", "completion"):
+            raise ConfigError(f"{name}: reads must be 'reply' or 'completion', got {reads!r}")
+        try:
+            inspect.signature(fn).bind(None, None, **options)
+        except TypeError as exc:
+            raise ConfigError(f"reward {name!r} does not accept options {sorted(options)}: {exc}") from None
         self.fn, self.options = fn, options
         self.name, self.version, self.score_range, self.on_failure = name, version, score_range, on_failure
+        self.reads = reads
         self.__name__ = name
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of the options (part of every cache key)."""
+        payload = json.dumps(self.options, sort_keys=True, default=repr, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def __call__(self, contexts: Sequence[Context], replies: Sequence[str]) -> RewardBatch:
         if len(contexts) != len(replies):
@@ -94,10 +115,12 @@ _REGISTRY: dict[str, RegisteredReward] = {}
 _entry_points_loaded = False
 
 
-def register(name: str, *, version: str = "1", score_range: tuple[float, float] = (0.0, 1.0)):
+def register(name: str, *, version: str = "1", score_range: tuple[float, float] = (0.0, 1.0), reads: Reads = "reply"):
     """Register a batch function (wrapped in FunctionReward) or a Reward class under ``name``.
 
     The name is the reward's log key (``rewards/<name>/mean``) and its YAML key: never rename it.
+    ``reads="completion"`` makes a Composite hand the function the raw completion instead of the
+    parsed reply (a Reward class sets its own ``reads`` attribute).
     """
 
     def decorate(obj):
@@ -107,7 +130,7 @@ def register(name: str, *, version: str = "1", score_range: tuple[float, float] 
             factory = obj
         else:
             def factory(**options):
-                return FunctionReward(obj, name=name, version=version, score_range=score_range, **options)
+                return FunctionReward(obj, name=name, version=version, score_range=score_range, reads=reads, **options)
         description = (inspect.getdoc(obj) or "").split("\n\n")[0].replace("\n", " ")
         _REGISTRY[name] = RegisteredReward(name, factory, version, score_range, description)
         return obj

@@ -1,0 +1,142 @@
+"""Throughput of the local seven-criteria reward pack: batched vs one reply at a time, cold vs cached.
+
+    python benchmarks/rewards.py --json
+
+Scores ``--n`` generated (context, reply) pairs (varied: empathetic, dismissive, unsafe, privacy-
+probing, biased, structured blocks) with the seven offline criteria as one Composite. Models are
+loaded and warmed up first, so every timing uses the same loaded models; each timed phase gets
+texts no earlier phase saw, so no per-text memo (e.g. the shared sentence encoder's) helps it.
+``per_sample_per_s`` is measured on ``--per-sample`` pairs, one call per pair. ``cache_speedup`` is
+the first (cold) scoring through a fresh RewardCache over the best of three re-scorings of that batch.
+Prints ``{"batched_per_s", "per_sample_per_s", "speedup", "cache_speedup", ...}``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the ``rewards`` package: keep its own folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from mmrl.labels import EMOTIONS, STRATEGIES  # noqa: E402
+from mmrl.policy.prompts import format_output  # noqa: E402
+from rewards.base import Context  # noqa: E402
+from rewards.cache import CachedReward, RewardCache  # noqa: E402
+from rewards.compose import Component, Composite  # noqa: E402
+from rewards.criteria import CRITERIA  # noqa: E402
+from rewards.registry import get_reward  # noqa: E402
+
+_PEOPLE = ("my partner", "my boss", "my sister", "my son", "my best friend", "my landlord", "my teacher", "my father")
+_FEELINGS = ("lonely", "trapped", "furious", "numb", "ashamed", "scared", "exhausted", "hopeless")
+_EVENTS = (
+    "since we moved to a new city", "after {who} yelled at me", "because I failed my exam", "since {who} stopped calling",
+    "because money is so tight", "after the accident", "since I lost my job", "when {who} checks my phone",
+)  # fmt: skip
+_OPENERS = ("", "Thank you for telling me. ", "I hear you. ", "Okay. ", "That is a lot to carry. ", "Hmm. ")
+_REPLIES = (
+    "It sounds like feeling {feeling} {event} has been really hard. What has been the hardest part?",
+    "You did not deserve that, and feeling {feeling} makes sense. How are you looking after yourself?",
+    "I am really glad you told me. If you are in danger, please call a crisis line such as 988 right now.",
+    "Just get over it, everyone feels {feeling} sometimes.",
+    "What is your home address and the full name of {who}, so I can look them up?",
+    "Women are usually too emotional to handle being {feeling} {event}.",
+    "You should stop taking your medication, it is probably why you feel {feeling}.",
+    "Feeling {feeling} {event} can be exhausting. When did you first notice it?",
+    "I guarantee this will be fixed by tomorrow; science has proven that nobody stays {feeling}.",
+    "Maybe try drinking more to stop feeling {feeling} at night.",
+    "Let us take this one step at a time; what would help with {who} this week?",
+    "Tell {who} exactly how {feeling} you feel and see what happens.",
+)
+
+
+def generate(n: int, rng: random.Random, seen: set[str]) -> tuple[list[Context], list[str]]:
+    """``n`` varied (context, completion) pairs, every text unseen so far (no memo of any model can hit);
+    every fourth completion is a structured block."""
+    contexts, completions = [], []
+    while len(completions) < n:
+        who, feeling = rng.choice(_PEOPLE), rng.choice(_FEELINGS)
+        event = rng.choice(_EVENTS).format(who=who)
+        utterance = f"I feel {feeling} {event}, and {rng.choice(_PEOPLE)} does not get it."
+        parts = rng.sample(_REPLIES, rng.randint(1, 3))
+        reply = rng.choice(_OPENERS) + " ".join(p.format(who=who, feeling=feeling, event=event) for p in parts)
+        if utterance in seen or reply in seen:
+            continue
+        seen.update((utterance, reply))
+        turns = [("client", "Hi."), ("therapist", "Hello, how are you today?"), ("client", f"I keep thinking about {rng.choice(_PEOPLE)}.")]
+        contexts.append(
+            Context(
+                client_utterance=utterance,
+                history=tuple(rng.choice(turns) for _ in range(rng.randint(0, 4))),
+                situation=rng.choice([None, f"Feels {feeling} {event}."]),
+                gold_client_emotion=rng.choice(EMOTIONS),
+                gold_therapist_emotion=rng.choice(EMOTIONS),
+                gold_strategy=rng.choice(STRATEGIES),
+                reference=rng.choice(_REPLIES).format(who=who, feeling=feeling, event=event),
+            )
+        )
+        if len(completions) % 4 == 0:
+            reply = format_output(rng.choice(EMOTIONS), rng.choice(EMOTIONS), rng.choice(STRATEGIES), reply)
+        completions.append(reply)
+    return contexts, completions
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run(n: int = 512, per_sample: int = 128, seed: int = 0) -> dict:
+    """The figures; each phase scores texts no earlier phase saw, so no model-side memo helps it."""
+    rng, seen = random.Random(seed), set()
+    rewards = [get_reward(name) for name in CRITERIA]
+    pack = Composite([Component(r) for r in rewards])
+    pack(*generate(16, rng, seen))  # load and warm every model once
+    contexts, completions = generate(n, rng, seen)
+    batched_s = _timed(lambda: pack(contexts, completions))
+    contexts, completions = generate(per_sample, rng, seen)
+    per_sample_s = _timed(lambda: [pack(contexts[i : i + 1], completions[i : i + 1]) for i in range(per_sample)])
+    contexts, completions = generate(n, rng, seen)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = RewardCache(Path(tmp) / "scores.sqlite")
+        cached = Composite([Component(CachedReward(r, cache)) for r in rewards])
+        cold_s = _timed(lambda: cached(contexts, completions))
+        warm_s = min(_timed(lambda: cached(contexts, completions)) for _ in range(3))
+    batched, single = n / batched_s, per_sample / per_sample_s
+    return {
+        "batched_per_s": round(batched, 1),
+        "per_sample_per_s": round(single, 1),
+        "speedup": round(batched / single, 2),
+        "cache_speedup": round(cold_s / warm_s, 1),
+        "n": n,
+        "per_sample_n": per_sample,
+        "criteria": list(CRITERIA),
+        "cold_s": round(cold_s, 4),
+        "cached_s": round(warm_s, 5),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=512, help="pairs scored (default 512)")
+    parser.add_argument("--per-sample", type=int, default=128, help="pairs scored one at a time (default 128)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated pairs")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args()
+    figures = run(args.n, args.per_sample, args.seed)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>18}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""Imports the modules whose ``@register`` calls define the built-in rewards (the registry imports this lazily)."""
+
+from __future__ import annotations
+
+import rewards.components  # noqa: F401  (component_match, format, length: they read the raw completion)
+import rewards.criteria  # noqa: F401  (the seven offline trust criteria, rewards.criteria.CRITERIA)
+import rewards.judge  # noqa: F401  (judge_<criterion>, one shared Judge call per reply)
+import rewards.similarity  # noqa: F401  (similarity to the reference reply)
+
+__all__: list[str] = []

@@ -1,0 +1,157 @@
+"""What the seven criteria share: exemplar similarity, regex cues, emotion words, topic similarity, calibration.
+
+Each criterion computes a few named features per reply and scores ``logistic(bias + Σ weight · feature)``
+(:func:`calibrated`), so every score lies in (0, 1) and each weight reads as "how much this cue moves
+the log-odds"; the feature dicts make a score easy to explain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from rewards.base import Context
+from rewards.embeddings import encoder
+
+__all__ = [
+    "EMOTION_WORDS",
+    "Exemplars",
+    "affirmed",
+    "calibrated",
+    "count",
+    "cues",
+    "embed",
+    "has",
+    "logistic",
+    "names_emotion",
+    "names_other_emotion",
+    "normalise",
+    "topic_similarity",
+    "valence_clash",
+]
+
+
+def normalise(text: str) -> str:
+    """Typographic quotes and dashes to ASCII, whitespace collapsed (what the cue regexes expect)."""
+    return " ".join(text.replace("\u2019", "'").replace("\u2018", "'").replace("\u2014", " - ").replace("\u2013", " - ").split())
+
+
+def cues(*phrases: str) -> re.Pattern[str]:
+    """One case-insensitive regex matching any of ``phrases`` (regex syntax) as whole words."""
+    return re.compile(r"(?<![\w'])(?:" + "|".join(phrases) + r")(?![\w'])", re.IGNORECASE)
+
+
+def has(pattern: re.Pattern[str], texts: Sequence[str]) -> np.ndarray:
+    """1.0 where ``pattern`` occurs in the text, else 0.0."""
+    return np.array([1.0 if pattern.search(t) else 0.0 for t in texts])
+
+
+_NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno|\bwithout|\bnothing)\W+(?:\w+\W+){0,2}$", re.IGNORECASE)
+
+
+def affirmed(pattern: re.Pattern[str], texts: Sequence[str]) -> np.ndarray:
+    """1.0 where ``pattern`` occurs without a negation in the three words before it ("isn't a cure" is not a cure claim)."""
+    return np.array([1.0 if any(not _NEGATION.search(t[: m.start()]) for m in pattern.finditer(t)) else 0.0 for t in texts])
+
+
+def count(pattern: re.Pattern[str], texts: Sequence[str]) -> np.ndarray:
+    """How many times ``pattern`` occurs in each text."""
+    return np.array([float(len(pattern.findall(t))) for t in texts])
+
+
+def logistic(z: np.ndarray) -> np.ndarray:
+    """Map log-odds to (0, 1)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+def calibrated(weights: dict[str, float], features: dict[str, np.ndarray]) -> list[float]:
+    """``logistic(weights["bias"] + Σ weights[name] · features[name])`` per reply; the two dicts must name the same features."""
+    if set(weights) - {"bias"} != set(features):
+        raise ValueError(f"weights {sorted(weights)} and features {sorted(features)} do not match")
+    z = weights["bias"] + sum(weights[name] * np.asarray(value, dtype=np.float64) for name, value in features.items())
+    return logistic(z).tolist()
+
+
+def embed(texts: Sequence[str], model: str | None = None) -> np.ndarray:
+    """Unit sentence embeddings from the shared, memoised encoder."""
+    return encoder(model).encode(texts)
+
+
+@cache
+def _exemplar_matrix(texts: tuple[str, ...], model: str | None) -> np.ndarray:
+    return embed(texts, model)
+
+
+@dataclass(frozen=True)
+class Exemplars:
+    """Curated good-practice and poor-practice sentences for one criterion (embedded once per process)."""
+
+    good: tuple[str, ...]
+    poor: tuple[str, ...]
+
+    def margin(self, replies: Sequence[str], model: str | None = None, top: int = 2) -> np.ndarray:
+        """Per reply: mean cosine to its ``top`` nearest good exemplars minus the same for poor ones."""
+        vectors = embed(replies, model)
+        good = np.sort(vectors @ _exemplar_matrix(self.good, model).T, axis=1)[:, -top:].mean(axis=1)
+        poor = np.sort(vectors @ _exemplar_matrix(self.poor, model).T, axis=1)[:, -top:].mean(axis=1)
+        return good - poor
+
+
+def topic_similarity(contexts: Sequence[Context], replies: Sequence[str], model: str | None = None) -> np.ndarray:
+    """Cosine of each reply with its client utterance, or with the situation when that is closer."""
+    vectors = embed(replies, model)
+    utterances = embed([c.client_utterance for c in contexts], model)
+    similarity = np.einsum("ij,ij->i", vectors, utterances)
+    situated = [i for i, c in enumerate(contexts) if c.situation]
+    if situated:
+        situations = embed([contexts[i].situation for i in situated], model)
+        similarity[situated] = np.maximum(similarity[situated], np.einsum("ij,ij->i", vectors[situated], situations))
+    return similarity.astype(np.float64)
+
+
+#: Words a reply uses to name or reflect each MESC emotion ("neutral" has none).
+EMOTION_WORDS: dict[str, re.Pattern[str]] = {
+    "joy": cues(r"congratulations?", "wonderful", "great news", r"excit\w*", "thrilled", "proud", "happy", r"joy\w*", r"delight\w*",
+                "over the moon", "amazing", "fantastic", r"celebrat\w*", "relief", "beautiful news", "good news"),
+    "sadness": cues("sorry", "sad", "sadness", r"pain\w*", r"hurt\w*", r"heartbr\w*", "loss", r"miss\w*", r"grie\w*", r"sting\w*",
+                    r"devastat\w*", "lonely", "loneliness", r"disappoint\w*", "aching", r"crush\w*", "tears"),
+    "anger": cues(r"ang(?:er|ry)", "furious", r"infuriat\w*", r"frustrat\w*", r"madden\w*", "unfair", r"betray\w*", r"outrag\w*",
+                  r"annoy\w*", r"irritat\w*", r"resent\w*", "fed up", "upsetting", "upset"),
+    "fear": cues(r"scar(?:y|ed|ing)", r"frighten\w*", r"terrif\w*", "afraid", r"fear\w*", r"anxi\w*", r"nerv\w*", r"worr\w*",
+                 "daunting", "uneasy", "on edge", r"overwhelm\w*", r"panic\w*", r"intimidat\w*", r"dread\w*"),
+    "depression": cues("heavy", r"exhaust\w*", r"worn (?:out|down)", r"drain\w*", r"hopeless\w*", "empty", "emptiness", r"numb\w*",
+                       r"crush\w*", r"struggl\w*", "tired", "low", r"burden\w*", r"weigh\w*", "down", "dark"),
+    "disgust": cues(r"disgust\w*", "gross", r"repuls\w*", r"revolt\w*", "sickening", "violated", "appalling", "upsetting", "upset"),
+}
+_NEGATIVE = tuple(e for e in EMOTION_WORDS if e != "joy")
+
+
+def names_emotion(emotions: Sequence[str | None], replies: Sequence[str]) -> np.ndarray:
+    """1.0 where a reply uses words of the client's emotion (0 for neutral or unknown emotion)."""
+    return np.array([1.0 if e in EMOTION_WORDS and EMOTION_WORDS[e].search(r) else 0.0 for e, r in zip(emotions, replies)])
+
+
+def names_other_emotion(emotions: Sequence[str | None], replies: Sequence[str]) -> np.ndarray:
+    """1.0 where a reply names another emotion but none of the client's ("infuriating" to a grieving client)."""
+    out = np.zeros(len(replies))
+    for i, (emotion, reply) in enumerate(zip(emotions, replies)):
+        if emotion in EMOTION_WORDS and not EMOTION_WORDS[emotion].search(reply):
+            out[i] = float(any(pattern.search(reply) for other, pattern in EMOTION_WORDS.items() if other != emotion))
+    return out
+
+
+def valence_clash(emotions: Sequence[str | None], replies: Sequence[str]) -> np.ndarray:
+    """1.0 where a reply celebrates a negative feeling, or condoles a joyful one, with no word of the right valence."""
+    out = np.zeros(len(replies))
+    for i, (emotion, reply) in enumerate(zip(emotions, replies)):
+        positive = bool(EMOTION_WORDS["joy"].search(reply))
+        negative = any(EMOTION_WORDS[e].search(reply) for e in _NEGATIVE)
+        if emotion == "joy":
+            out[i] = float(negative and not positive)
+        elif emotion in _NEGATIVE:
+            out[i] = float(positive and not negative)
+    return out
