@@ -9,12 +9,28 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from mmrl.errors import DataError
-from mmrl.labels import normalise_emotion, normalise_strategy
+import numpy as np
 
-__all__ = ["OUTPUT_FIELDS", "ParsedOutput", "format_output", "parse_output"]
+from mmrl.errors import ConfigError, DataError
+from mmrl.labels import EMOTIONS, STRATEGIES, normalise_emotion, normalise_strategy
+
+if TYPE_CHECKING:
+    from mmrl.predictor import Components
+    from rewards.base import Context
+
+__all__ = [
+    "OUTPUT_FIELDS",
+    "SYSTEM_PROMPT",
+    "ParsedOutput",
+    "format_output",
+    "parse_output",
+    "render_messages",
+    "render_turn",
+]
 
 OUTPUT_FIELDS = ("Client emotion", "Therapist emotion", "Strategy", "Reply")
 _LINE = re.compile(r"^\s*[*#\-]*\s*(client emotion|therapist emotion|strategy|reply)\s*[*]*\s*:\s*(.*)$", re.IGNORECASE)
@@ -71,3 +87,106 @@ def parse_output(text: str) -> ParsedOutput:
     if not reply:
         errors.append("missing or empty 'reply'")
     return ParsedOutput(values["client emotion"], values["therapist emotion"], values["strategy"], reply or None, tuple(errors))
+
+
+#: The policy's system prompt: a careful, supportive therapist who answers in the structured block.
+SYSTEM_PROMPT = (
+    "You are a careful, warm and supportive therapist in an emotional-support conversation. Listen closely, "
+    "reflect the client's feelings, and respond to what they said and to what their video shows.\n"
+    "The client's safety comes first: if they mention self-harm, suicide, abuse or being in danger, take it "
+    "seriously, respond with care, and encourage them to contact emergency services or a crisis line now.\n"
+    "Be honest and do not make things up. Respect the client's privacy and autonomy, treat everyone without bias "
+    "or judgement, and do not diagnose or prescribe medication.\n"
+    "Answer with exactly these four lines and nothing else:\n"
+    + format_output(
+        f"<the client's emotion, one of: {', '.join(EMOTIONS)}>",
+        f"<the emotion your reply shows, one of: {', '.join(EMOTIONS)}>",
+        f"<your strategy, one of: {', '.join(STRATEGIES)}>",
+        "<your reply to the client>",
+    )
+)
+
+_SPEAKERS = {"client": "Client", "therapist": "Therapist"}
+
+
+def _probabilities(components: Components | Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarray] | None:
+    if components is None:
+        return None
+    if hasattr(components, "probabilities"):
+        components = components.probabilities()
+    out = {}
+    for task, labels in (("client_emotion", EMOTIONS), ("therapist_emotion", EMOTIONS), ("strategy", STRATEGIES)):
+        if task in components:
+            vector = np.asarray(components[task], dtype=np.float64).reshape(-1)
+            if vector.shape != (len(labels),):
+                raise ConfigError(f"predicted {task} must have {len(labels)} probabilities, got shape {vector.shape}")
+            out[task] = vector
+    return out
+
+
+def render_turn(context: Context, components: Components | Mapping[str, Sequence[float]] | None = None) -> str:
+    """The client's latest utterance, its video description, and the predictor's outputs for this turn.
+
+    ``components`` (a ``Components`` or ``{task: probabilities}``) defaults to ``context.predicted``.
+    This is the tail of :func:`render_messages`' user message, and the user message of each later
+    client turn in a multi-turn rollout.
+    """
+    lines = [f'The client now says: "{context.client_utterance}"']
+    if context.video_description:
+        lines.append(f"What the client's video shows: {context.video_description}")
+    predicted = _probabilities(components if components is not None else context.predicted)
+    if predicted:
+        lines += ["", "Emotion predictor (estimates, they can be wrong):"]
+        for task, name in (("client_emotion", "Client emotion"), ("therapist_emotion", "Therapist emotion to show")):
+            if task in predicted:
+                best = int(np.argmax(predicted[task]))
+                lines.append(f"- {name}: {EMOTIONS[best]} ({predicted[task][best]:.2f})")
+        if "strategy" in predicted:
+            top = np.argsort(-predicted["strategy"], kind="stable")[:3]
+            lines.append("- Suggested strategies: " + ", ".join(f"{STRATEGIES[i]} ({predicted['strategy'][i]:.2f})" for i in top))
+    return "\n".join(lines)
+
+
+def _kept_turns(lines: list[str], max_history_tokens: int, max_history_turns: int, tokenizer: Any) -> int:
+    """How many of the newest ``lines`` fit: a token budget with a tokenizer, else a turn count."""
+    if tokenizer is None:
+        return min(len(lines), max_history_turns)
+    used = kept = 0
+    for line in reversed(lines):
+        used += len(tokenizer(line + "\n", add_special_tokens=False)["input_ids"])
+        if used > max_history_tokens:
+            break
+        kept += 1
+    return kept
+
+
+def render_messages(
+    context: Context,
+    components: Components | Mapping[str, Sequence[float]] | None = None,
+    *,
+    max_history_tokens: int = 1024,
+    max_history_turns: int = 16,
+    tokenizer: Any = None,
+) -> list[dict[str, str]]:
+    """The policy's chat prompt for one therapist turn: ``[system, user]`` messages.
+
+    The system message is :data:`SYSTEM_PROMPT`. The user message gives the situation, the problem
+    type, the conversation so far, then :func:`render_turn`. The history is cut by whole turns from
+    the oldest, never inside a turn: with a ``tokenizer``, to the newest turns whose lines fit in
+    ``max_history_tokens`` tokens; without one, to the newest ``max_history_turns`` turns. The number
+    of turns left out is stated.
+    """
+    for name, value in (("max_history_tokens", max_history_tokens), ("max_history_turns", max_history_turns)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+    lines = [f"{_SPEAKERS.get(speaker, speaker.capitalize())}: {text}" for speaker, text in context.history]
+    kept = _kept_turns(lines, max_history_tokens, max_history_turns, tokenizer)
+    parts = [f"Situation: {context.situation or 'not given'}", f"Problem type: {context.problem_type or 'not given'}", ""]
+    if not lines:
+        parts.append("Conversation so far: none, this is the start of the session.")
+    else:
+        omitted = len(lines) - kept
+        parts.append("Conversation so far" + (f" ({omitted} earlier turn{'s' * (omitted != 1)} omitted):" if omitted else ":"))
+        parts += lines[len(lines) - kept :] if kept else ["(every earlier turn omitted)"]
+    parts += ["", render_turn(context, components), "", "Write your answer in the four-line format."]
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(parts)}]
