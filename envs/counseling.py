@@ -34,6 +34,7 @@ __all__ = [
     "EnvStateError",
     "CounselingEnv",
     "demo_corpus",
+    "check_reset_options",
     "load_dialogues",
     "render_history",
 ]
@@ -161,6 +162,15 @@ def _fit_audio(waves: list[tuple[np.ndarray, int]]) -> np.ndarray:
         joined = joined[start : start + S.AUDIO_SAMPLES]
     out[: len(joined)] = np.clip(joined, -1.0, 1.0)
     return _readonly(out)
+
+
+def check_reset_options(options: Mapping[str, Any]) -> None:
+    """Reject reset options other than ``dialogue_id`` / ``dialogue_index``, with a did-you-mean."""
+    unknown = [k for k in options if k not in _RESET_OPTIONS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), _RESET_OPTIONS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown reset option {unknown[0]!r}{hint} (options: {', '.join(_RESET_OPTIONS)})")
 
 
 class CounselingEnv(gym.Env[dict, str]):
@@ -433,11 +443,7 @@ class CounselingEnv(gym.Env[dict, str]):
     # ----- internals -----
 
     def _pick(self, options: Mapping[str, Any]) -> int:
-        unknown = [k for k in options if k not in _RESET_OPTIONS]
-        if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), _RESET_OPTIONS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown reset option {unknown[0]!r}{hint} (options: {', '.join(_RESET_OPTIONS)})")
+        check_reset_options(options)
         if "dialogue_id" in options:
             return self._by_id[self.dialogue(options["dialogue_id"]).id]
         if "dialogue_index" in options:

@@ -23,6 +23,7 @@ from envs.counseling import (
     ActionError,
     DataSource,
     EnvStateError,
+    check_reset_options,
     demo_corpus,
     load_dialogues,
 )
@@ -64,7 +65,6 @@ DEMO_DIALOGUES = 40
 #: How ``reset`` picks the dialogue: uniformly at random, or each in turn (from the first after a seeded reset).
 ORDERS: tuple[str, ...] = ("random", "sequential")
 
-_RESET_OPTIONS = ("dialogue_id", "dialogue_index")
 _NONE = len(STRATEGIES)  # the "no earlier strategy" slot of previous_strategy
 _LOG_SCALE = math.log1p(256)  # position and client_length: 256+ turns / words read as 1.0
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -586,11 +586,7 @@ class StrategyEnv(gym.Env[np.ndarray, np.int64]):
         return {"dialogue_id": self.episodes.dialogue_ids[self._episode], "turn_index": int(self.episodes.turn_indices[row])}
 
     def _pick(self, options: Mapping[str, Any]) -> int:
-        unknown = [k for k in options if k not in _RESET_OPTIONS]
-        if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), _RESET_OPTIONS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown reset option {unknown[0]!r}{hint} (options: {', '.join(_RESET_OPTIONS)})")
+        check_reset_options(options)
         if "dialogue_id" in options:
             if options["dialogue_id"] not in self.episodes.dialogue_ids:
                 close = difflib.get_close_matches(str(options["dialogue_id"]), self.episodes.dialogue_ids, n=1)
