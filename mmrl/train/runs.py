@@ -1,0 +1,161 @@
+"""What every TRL run of mmrl shares: its train dialogues, its checkpoints, its TRL arguments, its outputs.
+
+A run's ``output_dir`` holds ``checkpoint-<step>/`` (every ``save_steps``), ``runs/`` (TensorBoard),
+``config.yaml`` (the config as run), ``model/`` (the final policy, LoRA merged) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from mmrl.data import Dialogue, load_corpus, require_train
+from mmrl.errors import ConfigError, DataError, MissingDependencyError
+from mmrl.train.config import RunConfig, config_to_dict
+
+__all__ = ["RunResult", "finish_run", "last_checkpoint", "load_predictor", "load_split", "resume_checkpoint", "trl_arguments"]
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class RunResult:
+    """What a finished run left: where, how far it got, where it resumed from, and its final metrics."""
+
+    output_dir: Path
+    global_step: int
+    resumed_from: Path | None
+    model_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None
+
+
+def load_split(config: RunConfig, split: str = "train") -> list[Dialogue]:
+    """The dialogues of ``split`` from ``config.data`` (None: the embedded synthetic corpus).
+
+    ``split="train"`` goes through ``require_train``: training never sees val/test.
+    """
+    if config.data is None:
+        from envs.counseling import demo_corpus
+
+        corpus = load_corpus(demo_corpus(), "synth")
+    else:
+        corpus = load_corpus(config.data, config.data_format)
+    dialogues = corpus.split(split)
+    if split == "train":
+        dialogues = require_train(dialogues, purpose="policy training")
+        if not dialogues:
+            found = sorted({d.split for d in corpus.dialogues})
+            raise DataError(f"no train-split dialogue to train on (the data holds splits {found}); training uses the train split only", path=corpus.source)
+    return dialogues
+
+
+def load_predictor(config: RunConfig):
+    """The MultimodalPredictor of ``config.predictor``, or None."""
+    if config.predictor is None:
+        return None
+    from mmrl.predictor.model import MultimodalPredictor
+
+    return MultimodalPredictor.load(config.predictor)
+
+
+def _complete(checkpoint: Path) -> bool:
+    """A checkpoint is complete once its trainer state (written last by transformers) parses."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete ``checkpoint-<step>`` in ``output_dir`` (a half-written one, from a kill, is passed over)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    steps = sorted(
+        ((int(m.group(1)), path) for path in output_dir.iterdir() if path.is_dir() and (m := _CHECKPOINT.match(path.name))),
+        reverse=True,
+    )
+    return next((path for _, path in steps if _complete(path)), None)
+
+
+def resume_checkpoint(config: RunConfig) -> Path | None:
+    """The checkpoint to resume from: the last one when ``config.resume``, else None.
+
+    Refuses to start a fresh run over an output_dir that holds checkpoints (they would be mixed);
+    with ``resume`` and no checkpoint yet, warns and starts from step 0.
+    """
+    checkpoint = last_checkpoint(config.output_dir)
+    if config.resume:
+        if checkpoint is None:
+            warnings.warn(f"resume: no complete checkpoint in {config.output_dir}; starting from step 0", stacklevel=2)
+        return checkpoint
+    if checkpoint is not None:
+        raise ConfigError(
+            f"{config.output_dir} already holds {checkpoint.name}: pass --resume (resume: true) to continue that run, "
+            "or choose another output_dir"
+        )
+    return None
+
+
+def trl_arguments(config: RunConfig, **specific: Any) -> dict[str, Any]:
+    """Keyword arguments of TRL's config for ``config``: the shared fields, ``specific``, then ``trl_args``.
+
+    On CPU: ``use_cpu=True, bf16=False, fp16=False``; ``activation_checkpointing=False`` everywhere
+    (TRL turns it on by default; it makes small-model steps ~3.5x slower). ``trl_args`` overrides all.
+    """
+    if "tensorboard" in config.report_to and not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+        raise MissingDependencyError("report_to: tensorboard needs TensorBoard: pip install tensorboard (or set report_to: none)")
+    on_cpu = not torch.cuda.is_available()
+    return {
+        "output_dir": str(config.output_dir),
+        "learning_rate": config.learning_rate,
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.per_device_train_batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "seed": config.seed,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": config.save_total_limit,
+        "logging_steps": config.logging_steps,
+        "report_to": config.report_to,
+        "use_cpu": on_cpu,
+        "bf16": config.dtype == "bfloat16" and not on_cpu,
+        "fp16": config.dtype == "float16" and not on_cpu,
+        "activation_checkpointing": False,
+        **specific,
+        **config.trl_args,
+    }
+
+
+def finish_run(trainer: Any, config: RunConfig, resumed_from: Path | None, evaluation: dict[str, Any] | None = None) -> RunResult:
+    """Save the final policy (LoRA merged) and tokenizer to ``model/``, the config and ``summary.json``."""
+    output_dir = Path(config.output_dir)
+    model_dir = output_dir / "model"
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):  # a peft model: save plain weights any stage can load
+        model = model.merge_and_unload()
+    model.save_pretrained(model_dir)
+    trainer.processing_class.save_pretrained(model_dir)
+    (output_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+    history = trainer.state.log_history
+    metrics = {k: v for entry in history for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("step", "epoch")}
+    result = RunResult(output_dir, trainer.state.global_step, resumed_from, model_dir, metrics, evaluation)
+    summary = {
+        "global_step": result.global_step,
+        "resumed_from": None if resumed_from is None else str(resumed_from),
+        "model_dir": str(model_dir),
+        "last_metrics": metrics,
+        "evaluation": evaluation,
+    }
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
+    return result

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import torch
+
+from mmrl.data import Dialogue, Segment, Turn
+from mmrl.labels import STRATEGIES
+from mmrl.predictor.features import collate
+from mmrl.predictor.model import MultimodalPredictor
+
+
+def _dialogue() -> Dialogue:
+    rows = [
+        ("client", "I can't sleep.", "fear", None),
+        ("therapist", "Since when?", "neutral", "Open question"),
+        ("client", "Weeks.", "fear", None),
+        ("therapist", "That's hard.", "neutral", "Restatement"),
+        ("client", "It is.", "sadness", None),
+        ("therapist", "Tell me more.", "neutral", "Open question"),
+    ]
+    return Dialogue("d", "test", tuple(Turn.from_segments(s, [Segment(t, e, st)]) for s, t, e, st in rows))
+
+
+def test_strategy_head_can_copy_the_previous_strategy(tiny_config):
+    predictor = MultimodalPredictor.build(tiny_config(modalities=["text", "history"], copy_strategies=2))
+    network = predictor.network.eval()
+    features = predictor.featurizer.build([(_dialogue(), 3), (_dialogue(), 5)])
+    batch = collate(features.examples, features.table)
+    with torch.no_grad():
+        network.copy_gate.weight.zero_()
+        network.copy_gate.bias.copy_(torch.tensor([-20.0, 20.0, -20.0]))  # always copy the most recent strategy
+        copied = network(batch)[0]["strategy"].softmax(-1)
+        network.copy_gate.bias.copy_(torch.tensor([-20.0, -20.0, 20.0]))  # copy the one before it, when there is one
+        older = network(batch)[0]["strategy"].softmax(-1)
+        dropped = network(batch, drop=["history"])[0]["strategy"].softmax(-1)
+    # target 3 has one earlier therapist turn (Open question); target 5 has two (Restatement, then Open question)
+    assert copied.argmax(-1).tolist() == [STRATEGIES.index("Open question"), STRATEGIES.index("Restatement")]
+    assert copied.max(-1).values.min() > 0.99
+    assert older[1].argmax() == STRATEGIES.index("Open question") and older[1].max() > 0.99
+    assert older[0].max() < 0.99  # no second-to-last strategy: the gate falls back to the head and the last one
+    assert dropped.max(-1).values.max() < 0.99  # without the history there is nothing to copy
+    torch.testing.assert_close(copied.sum(-1), torch.ones(2))
