@@ -22,15 +22,13 @@ The ablation helpers take a spec and return new canonical specs (the input is ne
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
+from mmrl.config import check_keys, read_yaml, suggest
 from mmrl.errors import ConfigError
 from rewards.cache import CachedReward, RewardCache
 from rewards.compose import MODES, Component, Composite, Gate
@@ -61,14 +59,6 @@ def _where(path: str, source: str | None) -> str:
     return f"{path} of {source}" if source else path
 
 
-def _check_keys(mapping: Mapping, allowed: Sequence[str], path: str, source: str | None) -> None:
-    for key in mapping:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown key {key!r} in {_where(path, source)}{hint} (allowed: {', '.join(allowed)})")
-
-
 def _number(value: object, path: str, source: str | None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{_where(path, source)} must be a finite number, got {value!r}")
@@ -77,9 +67,7 @@ def _number(value: object, path: str, source: str | None) -> float:
 
 def _choice(value: object, choices: Sequence[str], path: str, source: str | None) -> str:
     if value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"{_where(path, source)} must be one of {list(choices)}, got {value!r}{hint}")
+        raise ConfigError(f"{_where(path, source)} must be one of {list(choices)}, got {value!r}{suggest(value, choices)}")
     return value
 
 
@@ -88,7 +76,7 @@ def _gate(value: object, path: str, source: str | None) -> dict | None:
         return None
     if not isinstance(value, Mapping):
         return {"threshold": _number(value, path, source), "cap": 0.0}
-    _check_keys(value, GATE_KEYS, path, source)
+    check_keys(value, GATE_KEYS, _where(path, source))
     if "threshold" not in value:
         raise ConfigError(f"{_where(path, source)} needs a 'threshold' (the score below which the total is capped)")
     threshold = _number(value["threshold"], f"{path}.threshold", source)
@@ -99,7 +87,7 @@ def _reward_entry(name: str, value: object, source: str | None) -> dict:
     path = f"rewards.{name}"
     if not isinstance(value, Mapping):
         return {"weight": _number(value, path, source), "gate": None, "options": {}}
-    _check_keys(value, REWARD_KEYS, path, source)
+    check_keys(value, REWARD_KEYS, _where(path, source))
     options = value.get("options") or {}
     if not isinstance(options, Mapping):
         raise ConfigError(f"{_where(path + '.options', source)} must be a mapping of factory options, got {options!r}")
@@ -118,16 +106,14 @@ def parse_spec(spec: Mapping, *, source: str | os.PathLike | None = None) -> dic
     source = None if source is None else str(source)
     if not isinstance(spec, Mapping):
         raise ConfigError(f"a reward spec must be a mapping, got {type(spec).__name__}" + (f" in {source}" if source else ""))
-    _check_keys(spec, SPEC_KEYS, "the reward spec", source)
+    check_keys(spec, SPEC_KEYS, _where("the reward spec", source))
     rewards = spec.get("rewards")
     if not isinstance(rewards, Mapping) or not rewards:
         raise ConfigError(f"{_where('rewards', source)} must map reward names to weights, got {rewards!r}")
     known = registered()
     for name in rewards:
         if name not in known:
-            close = difflib.get_close_matches(str(name), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown reward {name!r} in {_where('rewards', source)}{hint} (registered: {', '.join(known)})")
+            raise ConfigError(f"unknown reward {name!r} in {_where('rewards', source)}{suggest(name, known)} (registered: {', '.join(known)})")
     out = {**_DEFAULTS, **{k: v for k, v in spec.items() if k != "rewards"}}
     out["mode"] = _choice(out["mode"], MODES, "mode", source)
     out["on_missing"] = _choice(out["on_missing"], ("nan", "skip"), "on_missing", source)
@@ -148,14 +134,7 @@ def parse_spec(spec: Mapping, *, source: str | os.PathLike | None = None) -> dic
 
 def load_spec(path: str | os.PathLike) -> dict:
     """Read and validate a YAML spec file (errors name the file)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the reward spec {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    return parse_spec(data, source=path)
+    return parse_spec(read_yaml(path, "reward spec"), source=Path(path))
 
 
 def build_composite(spec: Mapping | str | os.PathLike) -> Composite:
@@ -197,9 +176,7 @@ def _judge(settings: dict | None, names: list[str]):
 def _names(spec: dict, names: Iterable[str]) -> None:
     for name in names:
         if name not in spec["rewards"]:
-            close = difflib.get_close_matches(name, spec["rewards"], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{name!r} is not a reward of this spec{hint} (its rewards: {', '.join(spec['rewards'])})")
+            raise ConfigError(f"{name!r} is not a reward of this spec{suggest(name, spec['rewards'])} (its rewards: {', '.join(spec['rewards'])})")
 
 
 def leave_one_out(spec: Mapping) -> dict[str, dict]:

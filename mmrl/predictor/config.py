@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmrl.config import YamlConfig
 from mmrl.errors import ConfigError
 
 __all__ = ["MODALITIES", "PredictorConfig", "load_config"]
@@ -16,7 +16,7 @@ MODALITIES: tuple[str, ...] = ("text", "audio", "video", "description", "history
 
 
 @dataclass
-class PredictorConfig:
+class PredictorConfig(YamlConfig):
     """Configuration of the multimodal emotion/strategy predictor and its training.
 
     Parameters:
@@ -140,39 +140,9 @@ class PredictorConfig:
         if self.patience < 1 or not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
             raise ConfigError(f"need patience >= 1 and a positive learning_rate, got {self.patience} and {self.learning_rate}")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> PredictorConfig:
-        """Build from a mapping whose keys are field names; an unknown key raises naming it and ``source``."""
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: expected a mapping of predictor settings, got {type(values).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in names:
-                import difflib
-
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"{source}: unknown key {key!r}{hint} (known keys: {', '.join(names)})")
-        return cls(**values)
-
 
 def load_config(path: str | Path | None = None, **overrides) -> PredictorConfig:
-    """Read a YAML file of predictor settings (keys = field names), then apply ``overrides``."""
-    values: dict = {}
-    if path is not None:
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    source = str(path) if path is not None else "config"
-    if not isinstance(values, dict):
-        raise ConfigError(f"{source}: expected a mapping of predictor settings, got {type(values).__name__}")
-    return PredictorConfig.from_dict({**values, **{k: v for k, v in overrides.items() if v is not None}}, source)
+    """Read a YAML file of predictor settings (keys = field names), then apply the ``overrides`` that are not None."""
+    if path is None:
+        return PredictorConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    return PredictorConfig.from_yaml(path, **overrides)

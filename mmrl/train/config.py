@@ -9,17 +9,11 @@ goes through ``trl_args``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import os
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-
+from mmrl.config import YamlConfig, convert, suggest
 from mmrl.errors import ConfigError
 from mmrl.policy.models import DEFAULT_POLICY, LoraSettings
 
@@ -30,21 +24,13 @@ ALGORITHMS: tuple[str, ...] = ("grpo", "rloo")
 GRPO_LOSS_TYPES: tuple[str, ...] = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 _REPORT_TO = ("none", "all", "tensorboard", "wandb", "mlflow", "comet_ml", "trackio", "clearml", "dvclive", "swanlab")
 
-C = TypeVar("C", bound="RunConfig")
-
-
-def _suggest(key: str, allowed: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(key), list(allowed), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _positive_int(name: str, value: object, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 @dataclass
-class RunConfig:
+class RunConfig(YamlConfig):
     """Fields shared by :class:`SFTRunConfig` and :class:`RLRunConfig` (see their docstrings)."""
 
     # > Data
@@ -73,16 +59,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, Mapping):
-            unknown = [k for k in self.lora if k not in {f.name for f in dataclasses.fields(LoraSettings)}]
-            if unknown:
-                allowed = [f.name for f in dataclasses.fields(LoraSettings)]
-                raise ConfigError(f"unknown key {unknown[0]!r} in lora{_suggest(unknown[0], allowed)} (allowed: {', '.join(allowed)})")
-            self.lora = LoraSettings(**self.lora)
+            self.lora = convert("lora", self.lora, LoraSettings)
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
         for target in self.report_to:
             if target not in _REPORT_TO:
-                raise ConfigError(f"report_to: unknown target {target!r}{_suggest(target, _REPORT_TO)} (one of {', '.join(_REPORT_TO)})")
+                raise ConfigError(f"report_to: unknown target {target!r}{suggest(target, _REPORT_TO)} (one of {', '.join(_REPORT_TO)})")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
         for name in ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
@@ -111,7 +93,7 @@ class RunConfig:
             if key in own or key in managed:
                 raise ConfigError(f"trl_args.{key} cannot be set there: {managed.get(key, f'it is a field of this config, set {key!r} at the top level instead')}")
             if key not in trl_fields:
-                raise ConfigError(f"trl_args: {key!r} is not a field of trl.{trl_config.__name__}{_suggest(key, trl_fields)}")
+                raise ConfigError(f"trl_args: {key!r} is not a field of trl.{trl_config.__name__}{suggest(key, trl_fields)}")
 
     def trl_config(self) -> type:
         """TRL's config class whose other fields ``trl_args`` may set."""
@@ -120,100 +102,6 @@ class RunConfig:
     def managed_trl_fields(self) -> dict[str, str]:
         """TRL fields this config sets from another field (TRL name -> what to set instead)."""
         return {}
-
-    # ------------------------------------------------------------------------------------------
-    # YAML
-    # ------------------------------------------------------------------------------------------
-
-    @classmethod
-    def from_dict(cls: type[C], values: Mapping[str, Any], source: str | os.PathLike | None = None) -> C:
-        """Build from a mapping whose keys are field names; errors name the key and ``source``."""
-        where = f"{source}: " if source is not None else ""
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{where}a {cls.__name__} must be a mapping of fields, got {type(values).__name__}")
-        hints = typing.get_type_hints(cls)
-        names = [f.name for f in dataclasses.fields(cls)]
-        converted = {}
-        for key, value in values.items():
-            if key not in names:
-                raise ConfigError(f"{where}unknown key {key!r}{_suggest(key, names)} (fields of {cls.__name__}: {', '.join(names)})")
-            try:
-                converted[key] = _convert(str(key), value, hints[key])
-            except ConfigError as err:
-                raise ConfigError(f"{where}{err}") from None
-        try:
-            return cls(**converted)
-        except ConfigError as err:
-            raise ConfigError(f"{where}{err}") from None
-
-    @classmethod
-    def from_yaml(cls: type[C], path: str | os.PathLike, **overrides: Any) -> C:
-        """Read ``path``; ``overrides`` (field=value) replace the file's values, e.g. ``resume=True``."""
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-        if values is None:
-            values = {}
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{path}: a {cls.__name__} file must be a mapping of fields, got {type(values).__name__}")
-        return cls.from_dict({**values, **overrides}, source=path)
-
-
-def _convert(name: str, value: Any, hint: Any) -> Any:
-    """``value`` checked against the field type ``hint``; YAML's ``1e-5`` (a string) becomes a float."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(name, value, option)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{name}: expected {_type_name(hint)}, got {value!r}")
-    if hint is float:
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is int or hint is bool or hint is str:
-        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-            return value
-    elif origin is list:
-        if isinstance(value, str):
-            return [value]
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return list(value)
-    elif origin is dict or hint is dict:
-        if isinstance(value, Mapping):
-            return dict(value)
-    elif hint is LoraSettings:
-        if isinstance(value, (Mapping, LoraSettings)):
-            return value
-    elif hint is Any:
-        return value
-    raise ConfigError(f"{name}: expected {_type_name(hint)}, got {value!r}")
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return "null"
-    if hint is LoraSettings:
-        return "a mapping {r, alpha, dropout, target_modules}"
-    return getattr(hint, "__name__", str(hint))
 
 
 @dataclass
@@ -304,12 +192,12 @@ class RLRunConfig(RunConfig):
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
-            raise ConfigError(f"algorithm must be one of {list(ALGORITHMS)}, got {self.algorithm!r}{_suggest(self.algorithm, ALGORITHMS)}")
+            raise ConfigError(f"algorithm must be one of {list(ALGORITHMS)}, got {self.algorithm!r}{suggest(self.algorithm, ALGORITHMS)}")
         if self.loss_type is not None:
             if self.algorithm != "grpo":
                 raise ConfigError(f"loss_type is a GRPO setting; algorithm {self.algorithm!r} has none: remove loss_type or set algorithm: grpo")
             if self.loss_type not in GRPO_LOSS_TYPES:
-                raise ConfigError(f"loss_type must be one of {list(GRPO_LOSS_TYPES)}, got {self.loss_type!r}{_suggest(self.loss_type, GRPO_LOSS_TYPES)}")
+                raise ConfigError(f"loss_type must be one of {list(GRPO_LOSS_TYPES)}, got {self.loss_type!r}{suggest(self.loss_type, GRPO_LOSS_TYPES)}")
         if self.reward_spec is None:
             raise ConfigError("reward_spec is required: a spec mapping (e.g. {rewards: {format: 1.0, component_match: 1.0}}) or the path of a spec YAML")
         _positive_int("num_generations", self.num_generations, 2)
@@ -351,9 +239,4 @@ class RLRunConfig(RunConfig):
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     """The config as plain YAML-able values (what ``from_dict`` reads back)."""
-    values = dataclasses.asdict(config)
-    if isinstance(config.lora, LoraSettings):
-        lora = dataclasses.asdict(config.lora)
-        lora["target_modules"] = lora["target_modules"] if isinstance(lora["target_modules"], str) else list(lora["target_modules"])
-        values["lora"] = lora
-    return values
+    return config.to_dict()

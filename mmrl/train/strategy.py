@@ -9,13 +9,10 @@ uniform-random and always-majority planners on ``eval_split`` -> JSON report and
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
-import os
 import random
 import time
-import types
 import typing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -26,6 +23,7 @@ from typing import Any
 import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
+from mmrl.config import YamlConfig, convert
 from mmrl.errors import ConfigError, DataError
 from mmrl.labels import STRATEGIES
 
@@ -50,7 +48,7 @@ Planner = Callable[[np.ndarray], int]
 
 
 @dataclass
-class StrategyPPOConfig:
+class StrategyPPOConfig(YamlConfig):
     """Configuration of :func:`train_strategy` (YAML keys are the field names; unknown keys are errors).
 
     Parameters:
@@ -150,7 +148,7 @@ class StrategyPPOConfig:
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _convert(f.name, getattr(self, f.name), hints[f.name]))
+            setattr(self, f.name, convert(f.name, getattr(self, f.name), hints[f.name]))
         for name in ("synth_dialogues", "iterations", "train_batch_size", "minibatch_size", "num_epochs", "num_cpus", "num_envs", "eval_random_repeats"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -179,65 +177,6 @@ class StrategyPPOConfig:
             from rewards.spec import parse_spec
 
             self.reward_spec = parse_spec(self.reward_spec, source="reward_spec")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], source: str | os.PathLike | None = None) -> StrategyPPOConfig:
-        """Build from a mapping whose keys are field names; errors name the key and ``source``."""
-        where = f"{source}: " if source is not None else ""
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{where}a StrategyPPOConfig must be a mapping of fields, got {type(values).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"{where}unknown key {key!r}{hint} (fields of StrategyPPOConfig: {', '.join(names)})")
-        try:
-            return cls(**values)
-        except ConfigError as error:
-            raise ConfigError(f"{where}{error}") from None
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> StrategyPPOConfig:
-        """Read ``path``; ``overrides`` that are not None (field=value) replace the file's values."""
-        import yaml
-
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-        values = {} if values is None else values
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{path}: a StrategyPPOConfig file must be a mapping of fields, got {type(values).__name__}")
-        return cls.from_dict({**values, **{k: v for k, v in overrides.items() if v is not None}}, source=path)
-
-
-def _convert(name: str, value: Any, hint: Any) -> Any:
-    """``value`` checked against the field type ``hint`` (YAML's ``3e-4``, read as a string, becomes a float)."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    for option in options:
-        origin = typing.get_origin(option) or option
-        if option is type(None) and value is None:
-            return None
-        if origin is float and not isinstance(value, bool):
-            if isinstance(value, (int, float)):
-                return float(value)
-            if isinstance(value, str):
-                try:
-                    return float(value)
-                except ValueError:
-                    pass
-        if origin is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if origin in (str, bool, dict) and isinstance(value, origin):
-            return value
-        if origin is list and isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return value
-    expected = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
-    raise ConfigError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,15 +22,15 @@ def test_unknown_yaml_key_names_the_key_and_the_file(tmp_path):
 
 
 def test_config_file_problems_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("d_model: [1,\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="invalid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
     listing = tmp_path / "list.yaml"
     listing.write_text("- 1\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="expected a mapping"):
+    with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(listing)
 
 

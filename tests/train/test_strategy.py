@@ -40,7 +40,7 @@ def test_yaml_values_are_typed_and_checked(tmp_path):
     config = StrategyPPOConfig.from_yaml(path, output_dir=str(tmp_path / "run"), address=None)
     assert config.learning_rate == pytest.approx(3e-4) and config.output_dir == str(tmp_path / "run")
     path.write_text("iterations: many\n")
-    with pytest.raises(ConfigError, match=r"ppo\.yaml: iterations must be int, got str"):
+    with pytest.raises(ConfigError, match=r"ppo\.yaml: iterations: expected int, got .many."):
         StrategyPPOConfig.from_yaml(path)
 
 
