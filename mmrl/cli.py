@@ -14,7 +14,7 @@ from mmrl.errors import MmrlError
 __all__ = ["main", "build_parser"]
 
 #: Modules that add their command groups with ``add_commands(subparsers)``, in help order.
-_COMMAND_MODULES = ("mmrl.predictor.cli", "envs.cli", "rewards.cli", "mmrl.train.cli", "mmrl.train.strategy_cli")
+_COMMAND_MODULES = ("mmrl.predictor.cli", "envs.cli", "rewards.cli", "mmrl.train.cli", "mmrl.train.strategy_cli", "mmrl.eval.cli")
 
 
 def _print_json(payload: object) -> None:
@@ -72,10 +72,23 @@ def _print_stats_table(stats: dict) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from mmrl.demo import run_demo
+    from mmrl.demo import DemoConfig, run_demo
 
-    out = run_demo(args.out, seed=args.seed, n_dialogues=args.dialogues)
-    print(f"demo outputs are in {out}")
+    overrides = {name: getattr(args, name) for name in ("dialogues", "seed", "policy", "predictor_epochs", "sft_steps", "grpo_steps")}
+    if args.config is not None:
+        config = DemoConfig.from_yaml(args.config, **overrides)
+    else:
+        config = DemoConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    out = run_demo(config, args.out)
+    print(f"demo outputs are in {out}: report.md, report.json, rewards.png; predictor/, sft/ and grpo/ hold the trained models")
+
+
+def _ablate(args: argparse.Namespace) -> None:
+    from mmrl.ablation import AblationConfig, run_ablation
+
+    overrides = {"mode": args.mode, "seeds": None if args.seeds is None else list(range(args.seeds))}
+    result = run_ablation(AblationConfig.from_yaml(args.config, **overrides), args.out, address=args.address)
+    print(f"{result['trials']} trials; results.csv, results.md, effects.png and pareto.png are in {result['out']}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,9 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the whole loop, small, on the embedded corpus")
     demo.add_argument("--out", type=Path, default=None, help="output directory (default: a new mmrl-demo-* directory)")
-    demo.add_argument("--seed", type=int, default=0, help="the run's one seed")
-    demo.add_argument("--dialogues", type=int, default=40, help="size of the synthetic corpus")
+    demo.add_argument("--config", type=Path, default=None, help="YAML with DemoConfig fields (the flags below override it)")
+    demo.add_argument("--seed", type=int, default=None, help="the run's one seed (default 0)")
+    demo.add_argument("--dialogues", type=int, default=None, help="size of the synthetic corpus (default 40)")
+    demo.add_argument("--policy", default=None, help="policy to fine-tune: tiny (default), smollm2, a path or a hub id")
+    demo.add_argument("--predictor-epochs", type=int, default=None, help="most predictor epochs (default 12)")
+    demo.add_argument("--sft-steps", type=int, default=None, help="SFT steps (default 60)")
+    demo.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps (default 16)")
     demo.set_defaults(func=_demo)
+
+    ablate = commands.add_parser("ablate", help="train one policy per variant of a reward spec (Ray Tune) and compare the criteria")
+    ablate.add_argument("--config", type=Path, required=True, help="YAML with AblationConfig fields (see experiments/ablate_*.yaml)")
+    ablate.add_argument("--mode", choices=("leave-one-out", "only-one", "sweep"), default=None, help="how to vary the spec (default: the file's mode)")
+    ablate.add_argument("--seeds", type=int, default=None, help="train every variant with seeds 0..N-1 (default: the file's seeds)")
+    ablate.add_argument("--out", type=Path, required=True, help="output directory: results.csv, results.md, effects.png, pareto.png, trials/")
+    ablate.add_argument("--address", default=None, help="Ray cluster to run the trials on (e.g. ray://head:10001); default: a local Ray")
+    ablate.set_defaults(func=_ablate)
 
     data = commands.add_parser("data", help="generate, inspect and convert datasets")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

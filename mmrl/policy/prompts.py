@@ -27,12 +27,16 @@ __all__ = [
     "SYSTEM_PROMPT",
     "ParsedOutput",
     "format_output",
+    "latest_description",
     "parse_output",
     "render_messages",
     "render_turn",
 ]
 
 OUTPUT_FIELDS = ("Client emotion", "Therapist emotion", "Strategy", "Reply")
+#: A client turn merged from many segments carries one video description per segment (MESC: up to
+#: 20,000 characters); the prompt keeps the latest ones, whole sentences, up to this many characters.
+VIDEO_DESCRIPTION_MAX_CHARS = 600
 _LINE = re.compile(r"^\s*[*#\-]*\s*(client emotion|therapist emotion|strategy|reply)\s*[*]*\s*:\s*(.*)$", re.IGNORECASE)
 
 
@@ -124,6 +128,16 @@ def _probabilities(components: Components | Mapping[str, Sequence[float]] | None
     return out
 
 
+def latest_description(text: str, max_chars: int = VIDEO_DESCRIPTION_MAX_CHARS) -> str:
+    """``text`` if it fits in ``max_chars``, else its last whole sentences that fit, after an ellipsis."""
+    text = text.strip()
+    if len(text) <= max_chars:
+        return text
+    tail = text[-max_chars:]
+    start = re.search(r"(?<=[.!?])\s*[A-Z]", tail)
+    return "... " + (tail[start.end() - 1 :] if start else tail.split(" ", 1)[-1])
+
+
 def render_turn(context: Context, components: Components | Mapping[str, Sequence[float]] | None = None) -> str:
     """The client's latest utterance, its video description, and the predictor's outputs for this turn.
 
@@ -133,7 +147,7 @@ def render_turn(context: Context, components: Components | Mapping[str, Sequence
     """
     lines = [f'The client now says: "{context.client_utterance}"']
     if context.video_description:
-        lines.append(f"What the client's video shows: {context.video_description}")
+        lines.append(f"What the client's video shows: {latest_description(context.video_description)}")
     predicted = _probabilities(components if components is not None else context.predicted)
     if predicted:
         lines += ["", "Emotion predictor (estimates, they can be wrong):"]

@@ -31,3 +31,15 @@ def test_unparseable_outputs_are_reported_not_dropped(text, error):
     parsed = parse_output(text)
     assert not parsed.ok
     assert any(error in e for e in parsed.errors)
+
+
+def test_a_long_video_description_keeps_its_latest_whole_sentences():
+    from mmrl.policy.prompts import VIDEO_DESCRIPTION_MAX_CHARS, latest_description
+
+    sentences = [f"Segment {i} shows the client looking down." for i in range(100)]
+    text = " ".join(sentences)
+    kept = latest_description(text)
+    assert len(kept) <= VIDEO_DESCRIPTION_MAX_CHARS + 4 and kept.startswith("... Segment ")
+    assert kept.endswith("Segment 99 shows the client looking down.")
+    assert all(s in text for s in kept.removeprefix("... ").split(". ") if s)
+    assert latest_description("Short. Fine.") == "Short. Fine."
