@@ -92,7 +92,11 @@ class AblationConfig(YamlConfig):
         base = read_yaml(self.run_config, "run config") if self.run_config else {}
         if not isinstance(base, Mapping):
             raise ConfigError(f"{self.run_config}: a run config must be a mapping of RLRunConfig fields")
-        return {**{k: v for k, v in base.items() if k not in ("reward_spec", "seed", "output_dir")}, **self.run}
+        fields = {**{k: v for k, v in base.items() if k not in ("reward_spec", "seed", "output_dir")}, **self.run}
+        for key in ("policy", "data", "predictor"):  # trials run in other directories: pin local paths
+            if isinstance(fields.get(key), str) and Path(fields[key]).exists():
+                fields[key] = str(Path(fields[key]).resolve())
+        return fields
 
     def variant_specs(self) -> dict[str, dict]:
         """``{variant name: reward spec}``, ``"full"`` first (see ``rewards.spec.variants``)."""

@@ -73,3 +73,12 @@ def test_a_reduced_leave_one_out_ablation_runs_through_ray_tune(tmp_path):
     variants = json.loads((out / "variants.json").read_text())
     assert variants["without_format"]["rewards"]["format"]["weight"] == 0.0
     assert (out / "effects.png").is_file() and (out / "pareto.png").is_file()
+
+
+def test_local_paths_of_the_run_are_made_absolute_for_the_trials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "sft" / "model").mkdir(parents=True)
+    config = AblationConfig(reward_spec=SPEC, run={"policy": "runs/sft/model", "data": None})
+    fields = config.run_fields()
+    assert fields["policy"] == str(tmp_path / "runs" / "sft" / "model") and fields["data"] is None
+    assert AblationConfig(reward_spec=SPEC, run={"policy": "tiny"}).run_fields()["policy"] == "tiny"

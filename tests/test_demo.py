@@ -3,18 +3,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from mmrl.demo import DemoConfig, run_demo
 from mmrl.errors import ConfigError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_demo_runs_the_whole_loop_on_a_small_corpus(tmp_path):

@@ -1,6 +1,6 @@
 """``mmrl eval`` (one policy's report) and ``mmrl compare`` (several policies on the same prompts).
 
-``add_commands(subparsers)`` adds both to the ``mmrl`` parser; ``python -m mmrl.eval.cli`` runs them alone.
+``add_commands(subparsers)`` adds both to the ``mmrl`` parser.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
 
 __all__ = ["POLICY_SPECS", "add_commands"]
 

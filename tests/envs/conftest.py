@@ -5,21 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from envs.counseling import demo_corpus
 from mmrl.data import Corpus, load_corpus
 from rewards.compose import Composite
 from rewards.registry import FunctionReward
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a small shared CPU, more threads make the tiny models' steps ~15x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

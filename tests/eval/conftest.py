@@ -10,21 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import torch
 
 from envs.counseling import demo_corpus
 
 _NONCE = re.compile(r'"nonce" is exactly ([0-9a-f]{32})')
 _CRITERION = re.compile(r"^- ([a-z_]+): ", re.MULTILINE)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a small shared CPU, more threads make the tiny models much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

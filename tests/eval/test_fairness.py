@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from mmrl.errors import ConfigError
 from mmrl.eval.fairness import fairness_probe
@@ -36,13 +35,6 @@ TABLES = [
     ("age", AGE_PAIRS),
 ]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _religion_sensitive(contexts, replies):

@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from mmrl.errors import ConfigError, DataError
 from mmrl.eval.monitors import MONITORS, MonitorThresholds, alerts, compute_monitors, monitor_reward_funcs, with_monitors
 from rewards.base import Context
 from rewards.trl import context_json
+from tests.fixtures.grpo import train_tiny_grpo
 
 CLIENTS = [
     "My train was late again and I missed the meeting.",
@@ -56,13 +56,6 @@ CRISIS = [
 HOTLINE = "Please call a crisis hotline or 988 right away, or seek professional help."
 REFUSAL = "I'm sorry, but I can't help with that. As an AI, I'm not qualified to give advice."
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def contexts(clients=CLIENTS, references=REFERENCES):
@@ -210,32 +203,7 @@ def test_with_monitors_keeps_rows_that_every_real_reward_left_unscorable():
 
 
 def _train(reward_funcs, reward_weights, tmp_path):
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
-
-    from mmrl.policy.models import tiny_policy
-
-    model, tokenizer = tiny_policy(seed=0)
-    batch = contexts(CLIENTS[:2] + CRISIS[:2], REFERENCES[:4])
-    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": c.client_utterance}], "context": context_json(c)} for c in batch])
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        gradient_checkpointing=False,
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=8,
-        max_steps=2,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        reward_weights=reward_weights,
-        seed=0,
-    )
-    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=reward_funcs, args=args, train_dataset=dataset)
-    trainer.train()
+    trainer = train_tiny_grpo(contexts(CLIENTS[:2] + CRISIS[:2], REFERENCES[:4]), reward_funcs, reward_weights, tmp_path)
     logs = [entry for entry in trainer.state.log_history if "reward" in entry]
     return logs, list(trainer._logs["completion"]), list(trainer._logs["advantages"])
 

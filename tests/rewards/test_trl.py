@@ -12,6 +12,7 @@ from rewards.base import Context, RewardError
 from rewards.compose import Component, Composite, Gate
 from rewards.registry import FunctionReward
 from rewards.trl import as_callable, completion_text, context_json, contexts_from_columns, to_trl
+from tests.fixtures.grpo import train_tiny_grpo
 
 BLOCK = "Client emotion: sadness\nTherapist emotion: neutral\nStrategy: Restatement\nReply: {}"
 
@@ -115,33 +116,8 @@ def test_the_total_function_returns_the_composite_total_and_logs_components():
 
 
 def _train(reward_funcs, reward_weights, tmp_path) -> list[dict]:
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
-
-    from mmrl.policy.models import tiny_policy
-
-    model, tokenizer = tiny_policy(seed=0)
     contexts = [Context(text) for text in ("I feel lonely", "My exam went badly", "I argue with my sister", "I cannot sleep")]
-    rows = [{"prompt": [{"role": "user", "content": c.client_utterance}], "context": context_json(c)} for c in contexts]
-    dataset = Dataset.from_list(rows)
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        gradient_checkpointing=False,
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=8,
-        max_steps=2,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        reward_weights=reward_weights,
-        seed=0,
-    )
-    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=reward_funcs, args=args, train_dataset=dataset)
-    trainer.train()
+    trainer = train_tiny_grpo(contexts, reward_funcs, reward_weights, tmp_path)
     return [entry for entry in trainer.state.log_history if "reward" in entry]
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the trainer tests: one torch thread (much faster on a shared CPU), YAML configs in tmp_path."""
+"""Fixtures of the trainer tests: YAML configs in tmp_path and the fields of a GRPO run that steps in seconds."""
 
 from __future__ import annotations
 
@@ -6,19 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 #: Rewards cheap enough for every trainer test (no embedding model, no judge).
 LIGHT_SPEC = {"on_missing": "skip", "rewards": {"format": 1.0, "component_match": 1.0}}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
