@@ -53,6 +53,11 @@ class PredictorConfig(YamlConfig):
             The strategy head may copy any of the last `copy_strategies` therapist strategies of the
             history through a learned gate (a pointer mechanism: strategies persist); 0 turns it off.
             Active only with `history` in `modalities` and `history_labels`.
+        dialogue_state (`bool`, defaults to `True`):
+            A linear path from dialogue-state cues straight into the strategy logits: the latest therapist
+            segment's strategy, the last three turn strategies, the history's strategy histogram and turn
+            counts (from `history`), and the client turn's length, question marks, segments and duration
+            (from `text`).
 
         > Training
 
@@ -95,6 +100,7 @@ class PredictorConfig(YamlConfig):
     memory_tokens: int = field(default=4, metadata={"help": "memory tokens the history is compressed to"})
     history_labels: bool = field(default=True, metadata={"help": "add earlier turns' labels to the history"})
     copy_strategies: int = field(default=1, metadata={"help": "earlier therapist strategies the strategy head may copy (0: none; needs history with labels)"})
+    dialogue_state: bool = field(default=True, metadata={"help": "linear path from dialogue-state cues (earlier strategies, counts, client-turn cues) to the strategy logits"})
 
     epochs: int = field(default=40, metadata={"help": "maximum epochs"})
     patience: int = field(default=6, metadata={"help": "early-stopping patience (epochs)"})

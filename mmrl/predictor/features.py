@@ -23,11 +23,54 @@ from mmrl.labels import EMOTIONS, STRATEGIES
 from mmrl.predictor.config import PredictorConfig
 from mmrl.predictor.encoders import TextEmbeddingCache
 
-__all__ = ["IGNORE", "Batch", "Example", "FeatureSet", "Featurizer", "collate", "label_index"]
+__all__ = ["CLIENT_STATE_DIM", "HISTORY_STATE_DIM", "IGNORE", "STATE_DIM", "Batch", "Example", "FeatureSet", "Featurizer", "client_state", "collate", "history_state", "label_index"]
 
 #: Label id of an unknown label (ignored by the loss and the metrics).
 IGNORE = -100
 _SPEAKER_IDS = {"client": 0, "therapist": 1}
+_RECENT_STRATEGIES = 3
+#: Width of :func:`history_state`: the latest therapist segment's strategy, the last three turn strategies
+#: (one-hots with a "none" slot), the history's strategy histogram, and log counts of history turns,
+#: therapist turns and the run of the latest strategy.
+HISTORY_STATE_DIM = (1 + _RECENT_STRATEGIES) * (len(STRATEGIES) + 1) + len(STRATEGIES) + 3
+#: Width of :func:`client_state`: log words, ends with "?", contains "?", log segments, log seconds.
+CLIENT_STATE_DIM = 5
+STATE_DIM = HISTORY_STATE_DIM + CLIENT_STATE_DIM
+
+
+def history_state(history: Sequence[Turn], labels: bool) -> np.ndarray:
+    """Dialogue-state cues of the history for the strategy head (strategies persist and follow each other).
+
+    With ``labels`` False only the counts of history and therapist turns are filled.
+    """
+    state = np.zeros(HISTORY_STATE_DIM, np.float32)
+    therapist = [turn for turn in history if turn.speaker == "therapist"]
+    state[-3:-1] = np.log1p([len(history), len(therapist)])
+    if not labels:
+        return state
+    none, n_slots = len(STRATEGIES), len(STRATEGIES) + 1
+    strategies = [STRATEGIES.index(t.strategy) if t.strategy in STRATEGIES else none for t in therapist]
+    latest_segment = therapist[-1].segments[-1].strategy if therapist and therapist[-1].segments else None
+    state[STRATEGIES.index(latest_segment) if latest_segment in STRATEGIES else none] = 1.0
+    for k, strategy in enumerate((strategies[::-1] + [none] * _RECENT_STRATEGIES)[:_RECENT_STRATEGIES], start=1):
+        state[k * n_slots + strategy] = 1.0
+    known = [s for s in strategies if s != none]
+    if known:
+        state[(1 + _RECENT_STRATEGIES) * n_slots : -3] = np.bincount(known, minlength=none) / len(known)
+    run = next((k for k, s in enumerate(reversed(strategies)) if s != strategies[-1]), len(strategies))
+    state[-1] = np.log1p(run)
+    return state
+
+
+def client_state(client: Turn | None) -> np.ndarray:
+    """Surface cues of the client turn: length, question marks, segments and duration."""
+    if client is None:
+        return np.zeros(CLIENT_STATE_DIM, np.float32)
+    seconds = max(client.end - client.start, 0.0) if client.start is not None and client.end is not None else 0.0
+    text = client.text.strip()
+    return np.array(
+        [np.log1p(len(text.split())), text.endswith("?"), "?" in text, np.log1p(len(client.segments)), np.log1p(seconds)], np.float32
+    )
 
 
 def label_index(label: str | None, labels: Sequence[str], **where) -> int:
@@ -55,6 +98,7 @@ class Example:
     video: torch.Tensor | None
     labels: tuple[int, int, int]
     n_history_turns: int
+    state: np.ndarray
 
 
 @dataclass
@@ -93,6 +137,7 @@ class Batch:
     history_emotion: torch.Tensor
     history_strategy: torch.Tensor
     history_present: torch.Tensor
+    state: torch.Tensor
     labels: torch.Tensor
 
     def __len__(self) -> int:
@@ -176,6 +221,10 @@ class Featurizer:
             video=self._video(client, where) if client is not None and "video" in modalities else None,
             labels=labels,
             n_history_turns=len(history),
+            state=np.concatenate([
+                history_state(history, self.config.history_labels) if "history" in modalities else np.zeros(HISTORY_STATE_DIM, np.float32),
+                client_state(client) if "text" in modalities else np.zeros(CLIENT_STATE_DIM, np.float32),
+            ]),
         )
 
     def _audio(self, turn: Turn, where: dict) -> torch.Tensor | None:
@@ -255,5 +304,6 @@ def collate(examples: Sequence[Example], table: torch.Tensor) -> Batch:
         history_emotion=torch.from_numpy(np.stack([e.history_emotion for e in examples])),
         history_strategy=torch.from_numpy(np.stack([e.history_strategy for e in examples])),
         history_present=history_present,
+        state=torch.from_numpy(np.stack([e.state for e in examples])),
         labels=torch.tensor([e.labels for e in examples]),
     )

@@ -31,7 +31,14 @@ from mmrl.predictor.encoders import (
     build_audio_encoder,
     build_video_encoder,
 )
-from mmrl.predictor.features import Batch, FeatureSet, Featurizer, collate
+from mmrl.predictor.features import (
+    HISTORY_STATE_DIM,
+    STATE_DIM,
+    Batch,
+    FeatureSet,
+    Featurizer,
+    collate,
+)
 from mmrl.predictor.fusion import ModalityFusion
 
 __all__ = [
@@ -74,6 +81,8 @@ class PredictorNetwork(nn.Module):
         )
         self.fusion = ModalityFusion(modalities, d, n_heads=config.n_heads, n_layers=config.n_layers, dropout=config.dropout, modality_dropout=config.modality_dropout)
         self.heads = nn.ModuleDict({task: nn.Sequential(nn.Dropout(config.dropout), nn.Linear(d, len(TASK_LABELS[task]))) for task in TASKS})
+        # Wide path: the dialogue-state cues (earlier strategies, counts, client-turn surface cues) straight into the strategy logits.
+        self.state_head = nn.Linear(STATE_DIM, len(TASK_LABELS["strategy"])) if config.dialogue_state else None
         copies = config.copy_strategies and "history" in modalities and config.history_labels
         self.copy_gate = nn.Linear(d, config.copy_strategies + 1) if copies else None
         # Post-hoc logit adjustment (-tau * log prior), tuned on validation after training; zero while training.
@@ -99,9 +108,22 @@ class PredictorNetwork(nn.Module):
         """Return ``({task: logits}, fused embedding (B, d_model))``; with copying, strategy logits are log-probabilities."""
         embedding = self.fusion(self.tokens(batch, drop))
         logits = {task: head(embedding) for task, head in self.heads.items()}
+        if self.state_head is not None:
+            logits["strategy"] = logits["strategy"] + self.state_head(self._visible_state(batch, set(drop)))
         if self.copy_gate is not None and "history" not in set(drop):
             logits["strategy"] = self._copy_previous_strategy(logits["strategy"], embedding, batch)
         return {task: logits[task] + self.logit_adjustment[task] for task in TASKS}, embedding
+
+    def _visible_state(self, batch: Batch, drop: set[str]) -> torch.Tensor:
+        """The dialogue state with the history part hidden when the history is, the client part when the text is
+        (in training, each part also under modality dropout)."""
+        parts = {"history": batch.state[:, :HISTORY_STATE_DIM], "text": batch.state[:, HISTORY_STATE_DIM:]}
+        for modality, part in parts.items():
+            keep = torch.full((part.shape[0], 1), float(modality not in drop))
+            if self.training and self.config.modality_dropout > 0:
+                keep = keep * (torch.rand_like(keep) >= self.config.modality_dropout)
+            parts[modality] = part * keep
+        return torch.cat(list(parts.values()), dim=1)
 
     def _copy_previous_strategy(self, logits: torch.Tensor, embedding: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Pointer-style mixture of ``softmax(logits)`` and one-hots of the last ``copy_strategies`` therapist

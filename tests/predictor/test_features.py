@@ -9,7 +9,13 @@ from mmrl.data import Dialogue, Segment, Turn
 from mmrl.errors import DataError
 from mmrl.labels import EMOTIONS, STRATEGIES
 from mmrl.predictor.encoders import TextEmbeddingCache, log_mel, sample_frames
-from mmrl.predictor.features import IGNORE, collate
+from mmrl.predictor.features import (
+    HISTORY_STATE_DIM,
+    IGNORE,
+    client_state,
+    collate,
+    history_state,
+)
 from mmrl.predictor.model import MultimodalPredictor
 
 
@@ -96,3 +102,29 @@ def test_log_mel_and_frame_sampling_shapes():
     assert len(sample_frames(frames, 8)) == 8
     with pytest.raises(DataError, match=r"\(T, H, W, 3\)"):
         sample_frames(np.zeros((3, 4, 4)), 2)
+
+
+def test_dialogue_state_reads_earlier_strategies_and_client_cues():
+    therapist = Turn.from_segments("therapist", [Segment("Why?", "neutral", "Open question"), Segment("I see.", "neutral", "Restatement")])
+    history = (
+        Turn.from_segments("client", [Segment("Hello.", "neutral")]),
+        Turn.from_segments("therapist", [Segment("Hi.", "neutral", "Approval")]),
+        Turn.from_segments("client", [Segment("Bad week.", "sadness")]),
+        therapist,
+    )
+    state = history_state(history, labels=True)
+    assert state.shape == (HISTORY_STATE_DIM,)
+    n_slots = len(STRATEGIES) + 1
+    one_hots = state[: 4 * n_slots].reshape(4, n_slots)
+    # the latest segment's strategy, then the turn strategies newest first (a turn takes its first segment's label on a tie)
+    assert one_hots.argmax(1).tolist() == [STRATEGIES.index("Restatement"), STRATEGIES.index(therapist.strategy), STRATEGIES.index("Approval"), len(STRATEGIES)]
+    assert one_hots.sum() == 4
+    histogram = state[4 * n_slots : -3]
+    assert histogram[STRATEGIES.index("Approval")] == pytest.approx(0.5) and histogram.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(state[-3:], np.log1p([4, 2, 1]))
+    unlabelled = history_state(history, labels=False)
+    assert not unlabelled[:-3].any() and unlabelled[-1] == 0 and unlabelled[-3] == pytest.approx(np.log1p(4))
+
+    client = Turn.from_segments("client", [Segment("Why me", "anger", start=1.0, end=2.0), Segment("again?", "anger", start=2.5, end=4.0)])
+    np.testing.assert_allclose(client_state(client), [np.log1p(3), 1.0, 1.0, np.log1p(2), np.log1p(3.0)])
+    assert not client_state(None).any()

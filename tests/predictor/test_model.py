@@ -39,3 +39,24 @@ def test_strategy_head_can_copy_the_previous_strategy(tiny_config):
     assert older[0].max() < 0.99  # no second-to-last strategy: the gate falls back to the head and the last one
     assert dropped.max(-1).values.max() < 0.99  # without the history there is nothing to copy
     torch.testing.assert_close(copied.sum(-1), torch.ones(2))
+
+
+def test_dialogue_state_path_reaches_the_strategy_and_hides_with_the_history(tiny_config):
+    predictor = MultimodalPredictor.build(tiny_config(modalities=["text", "history"], copy_strategies=0))
+    network = predictor.network.eval()
+    features = predictor.featurizer.build([(_dialogue(), 3), (_dialogue(), 5)])
+    batch = collate(features.examples, features.table)
+    restatement = STRATEGIES.index("Restatement")
+    with torch.no_grad():
+        network.state_head.weight.zero_()
+        network.state_head.bias.zero_()
+        network.state_head.weight[restatement, STRATEGIES.index("Restatement")] = 50.0  # latest therapist segment was a Restatement
+        probabilities = network(batch)[0]["strategy"].softmax(-1)
+        dropped = network(batch, drop=["history"])[0]["strategy"].softmax(-1)
+    # target 3 follows an Open question, target 5 a Restatement
+    assert probabilities[1, restatement] > 0.99 and probabilities[0, restatement] < 0.9
+    assert dropped[1, restatement] < 0.9
+
+
+def test_without_dialogue_state_there_is_no_state_path(tiny_config):
+    assert MultimodalPredictor.build(tiny_config(dialogue_state=False)).network.state_head is None
