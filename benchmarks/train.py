@@ -15,7 +15,12 @@ step of each run is a warm-up; runs alternate between the two paths and the medi
 Whole steps on a shared CPU vary by tens of percent, so the file also gives the ratio of the fastest
 steps (``ratio_mmrl_over_plain_min``), the reward functions' own time per step (``reward_s_per_step``:
 the plumbing that differs) and that difference as a fraction of a step (``reward_overhead_fraction_of_step``).
-``ray_train`` is reserved for Ray Train throughput (2 workers vs 1), filled in by the distributed trainer.
+``ray_train``: GRPO throughput of ``mmrl.train.distributed.run_distributed`` (Ray Train, DeepSpeed ZeRO-2
+from ``experiments/deepspeed/zero2.json``) with 2 workers vs 1 worker, measured in the same run on one
+local Ray, alternating: each worker generates and trains 8 completions per step (so a 2-worker step
+holds 16), one CPU and one torch thread per worker (GPUs with ``--ray-gpu``). A step is timed on rank 0
+from ``on_step_begin`` to ``on_step_end`` (generation, rewards, loss, backward, ZeRO reduction and
+optimizer step), the first one as warm-up; ``completions_per_s`` = completions per step / median step.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -40,6 +46,8 @@ from datasets import Dataset  # noqa: E402
 from transformers import PrinterCallback, TrainerCallback  # noqa: E402
 
 SPEC = {"on_missing": "skip", "rewards": {"format": 1.0, "component_match": 1.0}}
+ZERO2 = Path(__file__).resolve().parents[1] / "experiments" / "deepspeed" / "zero2.json"
+RAY_COMPLETIONS_PER_WORKER = 8
 
 
 class _StepTimer(TrainerCallback):
@@ -51,6 +59,23 @@ class _StepTimer(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.times.append(time.perf_counter() - self._start)
+
+
+class _RankZeroStepTimes(TrainerCallback):
+    """Step times of a Ray Train worker's trainer, written by rank 0 to ``step_times.json`` in the output directory."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter() - self._start)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            (Path(args.output_dir) / "step_times.json").write_text(json.dumps(self.times))
 
 
 class _Timed:
@@ -131,6 +156,53 @@ def _run(path: str, dataset: Dataset, args: argparse.Namespace) -> tuple[list[fl
     return timer.times[1:], reward_seconds[0] / len(timer.times)
 
 
+def _ray_run(workers: int, args: argparse.Namespace) -> list[float]:
+    """Rank 0's step times after the warm-up step, GRPO of ``tiny`` on ``workers`` Ray Train workers with ZeRO-2."""
+    from mmrl.train.config import RLRunConfig
+    from mmrl.train.distributed import DistributedOptions, run_distributed
+
+    with tempfile.TemporaryDirectory() as out:
+        config = RLRunConfig(
+            policy="tiny", reward_spec=SPEC, learning_rate=1e-3, num_generations=4, per_device_train_batch_size=RAY_COMPLETIONS_PER_WORKER,
+            max_completion_length=args.max_completion_length, max_steps=args.ray_steps + 1, save_steps=args.ray_steps + 1,
+            eval_max_prompts=1, report_to=["none"], seed=args.seed, output_dir=out, trl_args={"disable_tqdm": True},
+        )  # fmt: skip
+        options = DistributedOptions(num_workers=workers, use_gpu=args.ray_gpu, deepspeed=ZERO2)
+        run_distributed(config, options, callbacks=[_RankZeroStepTimes()])
+        return json.loads((Path(out) / "step_times.json").read_text())[1:]
+
+
+def measure_ray_train(args: argparse.Namespace) -> dict:
+    """Ray Train throughput, 2 workers vs 1, alternating on one local Ray (see the module docstring)."""
+    import ray
+
+    load_before = os.getloadavg()[0]
+    ray.init(include_dashboard=False, **({} if args.ray_gpu else {"num_cpus": 2}))
+    times: dict[int, list[float]] = {1: [], 2: []}
+    try:
+        for _ in range(args.ray_repeats):
+            for workers in (1, 2):
+                times[workers] += _ray_run(workers, args)
+    finally:
+        ray.shutdown()
+    step = {workers: statistics.median(values) for workers, values in times.items()}
+    completions = {workers: workers * RAY_COMPLETIONS_PER_WORKER / step[workers] for workers in step}
+    return {
+        "deepspeed": "experiments/deepspeed/zero2.json",
+        "device": "cuda" if args.ray_gpu else "cpu",
+        "completions_per_step_per_worker": RAY_COMPLETIONS_PER_WORKER,
+        "steps_timed_per_worker_count": len(times[1]),
+        "step_s": {f"{w}_worker{'s' if w > 1 else ''}": round(step[w], 4) for w in step},
+        "step_s_all": {f"{w}_worker{'s' if w > 1 else ''}": [round(t, 4) for t in times[w]] for w in times},
+        "steps_per_s_1_worker": round(1 / step[1], 4),
+        "steps_per_s_2_workers": round(1 / step[2], 4),
+        "completions_per_s_1_worker": round(completions[1], 3),
+        "completions_per_s_2_workers": round(completions[2], 3),
+        "throughput_2_workers_over_1": round(completions[2] / completions[1], 4),
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
 def measure(args: argparse.Namespace) -> dict:
     """The benchmark's figures (see the module docstring)."""
     mmrl_data, plain_data = _datasets()
@@ -157,12 +229,7 @@ def measure(args: argparse.Namespace) -> dict:
         "reward_s_per_step": {path: round(value, 5) for path, value in reward_median.items()},
         "reward_overhead_fraction_of_step": round((reward_median["mmrl"] - reward_median["plain_trl"]) / median["plain_trl"], 5),
         "target_ratio": 1.05,
-        "ray_train": {
-            "throughput_2_workers_over_1": None,
-            "samples_per_s_1_worker": None,
-            "samples_per_s_2_workers": None,
-            "note": "reserved: filled in by the Ray Train benchmark (mmrl/train/distributed.py)",
-        },
+        "ray_train": measure_ray_train(args) if args.ray_repeats else None,
     }
 
 
@@ -174,6 +241,9 @@ def main() -> None:
     parser.add_argument("--max-completion-length", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ray-steps", type=int, default=4, help="Ray Train: timed steps per run (after one warm-up step)")
+    parser.add_argument("--ray-repeats", type=int, default=1, help="Ray Train: runs per worker count, alternating (0: skip)")
+    parser.add_argument("--ray-gpu", action="store_true", help="Ray Train: one GPU per worker (needs 2 GPUs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -187,6 +257,12 @@ def main() -> None:
     else:
         step = result["grpo_step_s"]
         print(f"GRPO step: mmrl {step['mmrl']:.3f} s, plain TRL {step['plain_trl']:.3f} s, ratio {result['ratio_mmrl_over_plain']:.3f}")
+        if result["ray_train"]:
+            ray_train = result["ray_train"]
+            print(
+                f"Ray Train GRPO: {ray_train['completions_per_s_1_worker']:.2f} completions/s on 1 worker, "
+                f"{ray_train['completions_per_s_2_workers']:.2f} on 2 ({ray_train['throughput_2_workers_over_1']:.2f}x)"
+            )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,12 @@ from mmrl.train.config import RLRunConfig
 from mmrl.train.runs import (
     RunResult,
     finish_run,
+    is_main_process,
     load_predictor,
     load_split,
     resume_checkpoint,
     trl_arguments,
+    wait_for_everyone,
 )
 from rewards.compose import Composite
 from rewards.trl import contexts_from_columns
@@ -43,19 +45,25 @@ __all__ = ["EVAL_FILE", "evaluate_policy", "generate", "run_rl"]
 EVAL_FILE = "eval_val.json"
 
 
-def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = ()) -> RunResult:
-    """Train ``config.policy`` with GRPO or RLOO on train-split prompts, then score it on val prompts."""
+def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dict[str, Any] | None = None) -> RunResult:
+    """Train ``config.policy`` with GRPO or RLOO on train-split prompts, then score it on val prompts.
+
+    ``deepspeed``: a DeepSpeed config, in a Ray Train worker (``mmrl.train.distributed``). In a distributed
+    run every worker scores the same val prompts (under ZeRO-3 generation needs them all) and rank 0 writes.
+    """
     from transformers import set_seed
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     from envs.trl_bridge import prompt_dataset
+    from mmrl.eval.monitors import with_monitors
     from mmrl.policy.models import load_policy
     from rewards.spec import build_composite
     from rewards.trl import to_trl
 
     # rewards: what the trainer optimises is exactly the composite's total
     composite = build_composite(config.reward_spec_parsed())
-    reward_funcs, reward_weights = to_trl(composite)
+    # the reward-hacking monitors ride along at weight 0: logged as rewards/monitor_<name>/mean, never optimised
+    reward_funcs, reward_weights = with_monitors(*to_trl(composite))
 
     # policy and prompts
     resume_from = resume_checkpoint(config)
@@ -77,7 +85,7 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = ()) -> RunResult:
     if config.loss_type is not None:
         specific["loss_type"] = config.loss_type
     trainer_cls, config_cls = (GRPOTrainer, GRPOConfig) if config.algorithm == "grpo" else (RLOOTrainer, RLOOConfig)
-    args = config_cls(**trl_arguments(config, **specific))
+    args = config_cls(**trl_arguments(config, deepspeed, **specific))
     if args.beta > 0 and not hasattr(model, "peft_config"):
         _give_reference_path(model, tokenizer, Path(config.output_dir) / "reference_policy")
     trainer = trainer_cls(
@@ -87,7 +95,8 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = ()) -> RunResult:
 
     # evaluation on val prompts (never trained on)
     evaluation = _evaluate_val(config, trainer.model, tokenizer, composite, render)
-    (Path(config.output_dir) / EVAL_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    if is_main_process():
+        (Path(config.output_dir) / EVAL_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     return finish_run(trainer, config, resume_from, evaluation)
 
 
@@ -95,9 +104,10 @@ def _give_reference_path(model: Any, tokenizer: Any, directory: Path) -> None:
     """TRL builds the KL reference model from the policy's ``name_or_path``: save an in-memory policy (``tiny``) once."""
     if model.config._name_or_path:
         return
-    if not (directory / "config.json").is_file():  # on resume, the initial policy saved by the first run
+    if is_main_process() and not (directory / "config.json").is_file():  # on resume, the initial policy saved by the first run
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
+    wait_for_everyone()
     model.config._name_or_path = str(directory)
 
 

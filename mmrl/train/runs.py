@@ -2,10 +2,13 @@
 
 A run's ``output_dir`` holds ``checkpoint-<step>/`` (every ``save_steps``), ``runs/`` (TensorBoard),
 ``config.yaml`` (the config as run), ``model/`` (the final policy, LoRA merged) and ``summary.json``.
+In a distributed run (``mmrl.train.distributed``) every worker writes its part of each checkpoint and
+rank 0 alone writes the final outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -15,20 +18,35 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import yaml
 
 from mmrl.data import Dialogue, load_corpus, require_train
 from mmrl.errors import ConfigError, DataError, MissingDependencyError
 from mmrl.train.config import RunConfig, config_to_dict
 
-__all__ = ["RunResult", "finish_run", "last_checkpoint", "load_predictor", "load_split", "resume_checkpoint", "trl_arguments"]
+__all__ = [
+    "RunResult",
+    "finish_run",
+    "is_main_process",
+    "last_checkpoint",
+    "load_predictor",
+    "load_split",
+    "resume_checkpoint",
+    "trl_arguments",
+    "wait_for_everyone",
+]
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 @dataclass
 class RunResult:
-    """What a finished run left: where, how far it got, where it resumed from, and its final metrics."""
+    """What a finished run left: where, how far it got, where it resumed from, its final metrics.
+
+    ``workers``: one ``{"rank", "world_size", "global_step", "device"}`` per training process, as each
+    one's trainer saw it (a local run has one).
+    """
 
     output_dir: Path
     global_step: int
@@ -36,6 +54,22 @@ class RunResult:
     model_dir: Path
     metrics: dict[str, float] = field(default_factory=dict)
     evaluation: dict[str, Any] | None = None
+    workers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def is_main_process() -> bool:
+    """True in a local run and on rank 0 of a distributed one: the process that writes a run's final outputs."""
+    return not _distributed() or dist.get_rank() == 0
+
+
+def wait_for_everyone() -> None:
+    """A barrier across the workers of a distributed run; nothing in a local run."""
+    if _distributed():
+        dist.barrier()
 
 
 def load_split(config: RunConfig, split: str = "train") -> list[Dialogue]:
@@ -107,12 +141,15 @@ def resume_checkpoint(config: RunConfig) -> Path | None:
     return None
 
 
-def trl_arguments(config: RunConfig, **specific: Any) -> dict[str, Any]:
+def trl_arguments(config: RunConfig, deepspeed: dict[str, Any] | None = None, **specific: Any) -> dict[str, Any]:
     """Keyword arguments of TRL's config for ``config``: the shared fields, ``specific``, then ``trl_args``.
 
     On CPU: ``use_cpu=True, bf16=False, fp16=False``; ``activation_checkpointing=False`` everywhere
-    (TRL turns it on by default; it makes small-model steps ~3.5x slower). ``trl_args`` overrides all.
+    (TRL turns it on by default; it makes small-model steps ~3.5x slower). ``deepspeed``: a DeepSpeed
+    config for the transformers integration (``mmrl.train.distributed``). ``trl_args`` overrides all.
     """
+    if deepspeed is not None:
+        specific["deepspeed"] = deepspeed
     if "tensorboard" in config.report_to and not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
         raise MissingDependencyError("report_to: tensorboard needs TensorBoard: pip install tensorboard (or set report_to: none)")
     on_cpu = not torch.cuda.is_available()
@@ -137,25 +174,53 @@ def trl_arguments(config: RunConfig, **specific: Any) -> dict[str, Any]:
     }
 
 
+def _full_weights(trainer: Any) -> contextlib.AbstractContextManager:
+    """Under DeepSpeed ZeRO-3 each worker holds a shard of every weight: gather them all (every worker must enter)."""
+    if not trainer.is_deepspeed_enabled or trainer.accelerator.state.deepspeed_plugin.zero_stage != 3:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(trainer.model.parameters()), modifier_rank=None)
+
+
+def _workers(trainer: Any) -> list[dict[str, Any]]:
+    """Each training process's rank, world size, step and device as its trainer saw them (gathered from all)."""
+    args = trainer.args
+    seen = {"rank": args.process_index, "world_size": args.world_size, "global_step": trainer.state.global_step, "device": str(args.device)}
+    if not _distributed():
+        return [seen]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, seen)
+    return gathered
+
+
 def finish_run(trainer: Any, config: RunConfig, resumed_from: Path | None, evaluation: dict[str, Any] | None = None) -> RunResult:
-    """Save the final policy (LoRA merged) and tokenizer to ``model/``, the config and ``summary.json``."""
+    """Save the final policy (LoRA merged) and tokenizer to ``model/``, the config and ``summary.json``.
+
+    Every worker of a distributed run calls it; rank 0 alone writes.
+    """
     output_dir = Path(config.output_dir)
     model_dir = output_dir / "model"
-    model = trainer.model
-    if hasattr(model, "merge_and_unload"):  # a peft model: save plain weights any stage can load
-        model = model.merge_and_unload()
-    model.save_pretrained(model_dir)
-    trainer.processing_class.save_pretrained(model_dir)
-    (output_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
     history = trainer.state.log_history
     metrics = {k: v for entry in history for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("step", "epoch")}
-    result = RunResult(output_dir, trainer.state.global_step, resumed_from, model_dir, metrics, evaluation)
-    summary = {
-        "global_step": result.global_step,
-        "resumed_from": None if resumed_from is None else str(resumed_from),
-        "model_dir": str(model_dir),
-        "last_metrics": metrics,
-        "evaluation": evaluation,
-    }
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
+    result = RunResult(output_dir, trainer.state.global_step, resumed_from, model_dir, metrics, evaluation, _workers(trainer))
+    with _full_weights(trainer):
+        if is_main_process():
+            model = trainer.model
+            if hasattr(model, "merge_and_unload"):  # a peft model: save plain weights any stage can load
+                model = model.merge_and_unload()
+            model.save_pretrained(model_dir)
+            trainer.processing_class.save_pretrained(model_dir)
+    if is_main_process():
+        (output_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+        summary = {
+            "global_step": result.global_step,
+            "resumed_from": None if resumed_from is None else str(resumed_from),
+            "model_dir": str(model_dir),
+            "last_metrics": metrics,
+            "evaluation": evaluation,
+            "workers": result.workers,
+        }
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
+    wait_for_everyone()  # the outputs exist once any worker returns
     return result

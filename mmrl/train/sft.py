@@ -63,8 +63,11 @@ def sft_dataset(
     return Dataset.from_list(rows)
 
 
-def run_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> RunResult:
-    """Fine-tune ``config.policy`` on the train split; checkpoints every ``save_steps``; resumes with ``config.resume``."""
+def run_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dict[str, Any] | None = None) -> RunResult:
+    """Fine-tune ``config.policy`` on the train split; checkpoints every ``save_steps``; resumes with ``config.resume``.
+
+    ``deepspeed``: a DeepSpeed config, in a Ray Train worker (``mmrl.train.distributed``).
+    """
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
@@ -74,7 +77,7 @@ def run_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> RunResult
     dataset = sft_dataset(
         load_split(config, "train"), tokenizer=tokenizer, predictor=load_predictor(config), max_history_tokens=config.max_history_tokens
     )
-    args = SFTConfig(**trl_arguments(config, max_length=config.max_length, completion_only_loss=True))
+    args = SFTConfig(**trl_arguments(config, deepspeed, max_length=config.max_length, completion_only_loss=True))
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks))
     trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
     return finish_run(trainer, config, resume_from)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from mmrl.train.cli import main
+from mmrl.cli import main
 from mmrl.train.config import RLRunConfig
 from mmrl.train.rl import EVAL_FILE, run_rl
 from mmrl.train.runs import last_checkpoint
@@ -88,7 +88,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, write_config, rl_
     path = write_config("run.yaml", **rl_fields(out, max_steps=200, save_steps=2, eval_max_prompts=1))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "mmrl.train.cli", "train", "--config", str(path)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "mmrl.cli", "train", "--config", str(path)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 300
