@@ -8,7 +8,8 @@ loaded and warmed up first, so every timing uses the same loaded models; each ti
 texts no earlier phase saw, so no per-text memo (e.g. the shared sentence encoder's) helps it.
 ``per_sample_per_s`` is measured on ``--per-sample`` pairs, one call per pair. ``cache_speedup`` is
 the first (cold) scoring through a fresh RewardCache over the best of three re-scorings of that batch.
-Prints ``{"batched_per_s", "per_sample_per_s", "speedup", "cache_speedup", ...}``.
+``--backend`` picks the sentence-embedding backend (``rewards.embeddings``: auto, onnx, torch).
+Prints ``{"batched_per_s", "per_sample_per_s", "speedup", "cache_speedup", "backend", ...}``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -31,6 +33,7 @@ from rewards.base import Context  # noqa: E402
 from rewards.cache import CachedReward, RewardCache  # noqa: E402
 from rewards.compose import Component, Composite  # noqa: E402
 from rewards.criteria import CRITERIA  # noqa: E402
+from rewards.embeddings import BACKENDS, encoder  # noqa: E402
 from rewards.registry import get_reward  # noqa: E402
 
 _PEOPLE = ("my partner", "my boss", "my sister", "my son", "my best friend", "my landlord", "my teacher", "my father")
@@ -93,8 +96,13 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def run(n: int = 512, per_sample: int = 128, seed: int = 0) -> dict:
-    """The figures; each phase scores texts no earlier phase saw, so no model-side memo helps it."""
+def run(n: int = 512, per_sample: int = 128, seed: int = 0, backend: str | None = None) -> dict:
+    """The figures; each phase scores texts no earlier phase saw, so no model-side memo helps it.
+
+    ``backend`` (default: ``$MMRL_EMBEDDING_BACKEND``, else auto) is the embedding backend every criterion uses.
+    """
+    if backend is not None:
+        os.environ["MMRL_EMBEDDING_BACKEND"] = backend  # the criteria call encoder(model) without a backend
     rng, seen = random.Random(seed), set()
     rewards = [get_reward(name) for name in CRITERIA]
     pack = Composite([Component(r) for r in rewards])
@@ -115,6 +123,7 @@ def run(n: int = 512, per_sample: int = 128, seed: int = 0) -> dict:
         "per_sample_per_s": round(single, 1),
         "speedup": round(batched / single, 2),
         "cache_speedup": round(cold_s / warm_s, 1),
+        "backend": encoder().backend,
         "n": n,
         "per_sample_n": per_sample,
         "criteria": list(CRITERIA),
@@ -128,9 +137,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512, help="pairs scored (default 512)")
     parser.add_argument("--per-sample", type=int, default=128, help="pairs scored one at a time (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated pairs")
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help="sentence-embedding backend (default $MMRL_EMBEDDING_BACKEND, else auto)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
-    figures = run(args.n, args.per_sample, args.seed)
+    figures = run(args.n, args.per_sample, args.seed, args.backend)
     if args.json:
         print(json.dumps(figures))
     else:

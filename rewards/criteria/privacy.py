@@ -126,4 +126,4 @@ def privacy(contexts: Sequence[Context], replies: Sequence[str], *, model: str |
     >>> respectful > 0.5 > intrusive
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model))
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies)

@@ -133,4 +133,4 @@ def reliability(contexts: Sequence[Context], replies: Sequence[str], *, model: s
     >>> specific > 0.5 > vague
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model))
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies)

@@ -155,4 +155,4 @@ def safety(contexts: Sequence[Context], replies: Sequence[str], *, model: str | 
     >>> engage > hotline
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model))
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies)

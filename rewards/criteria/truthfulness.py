@@ -180,4 +180,4 @@ def truthfulness(contexts: Sequence[Context], replies: Sequence[str], *, model: 
     >>> hedged > 0.5 > promise
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model))
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies)

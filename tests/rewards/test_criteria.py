@@ -182,13 +182,13 @@ def test_unknown_model_is_a_recorded_failure_not_a_crash(shared_encoder, tmp_pat
 
 def test_encoder_memoises_per_text(shared_encoder, monkeypatch):
     calls: list[list[str]] = []
-    original = shared_encoder.model.encode
+    original = shared_encoder.embed_uncached
 
-    def spy(texts, **kwargs):
+    def spy(texts):
         calls.append(list(texts))
-        return original(texts, **kwargs)
+        return original(texts)
 
-    monkeypatch.setattr(shared_encoder.model, "encode", spy)
+    monkeypatch.setattr(shared_encoder, "embed_uncached", spy)
     contexts = [Context(f"memo probe client {i}", gold_client_emotion="sadness") for i in range(3)]
     replies = [f"memo probe reply {i}" for i in range(3)] + ["memo probe reply 0"]
     for name in CRITERIA:
@@ -197,3 +197,12 @@ def test_encoder_memoises_per_text(shared_encoder, monkeypatch):
     assert sorted(encoded) == sorted({*replies, *(c.client_utterance for c in contexts)})
     vectors = shared_encoder.encode(["memo probe reply 0", "memo probe reply 1"])
     assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("criterion", CRITERIA)
+def test_a_reply_without_words_scores_zero_not_a_failure(criterion):
+    reward = get_reward(criterion)
+    context = Context("I have been feeling so alone since I moved here.", gold_client_emotion="sadness")
+    batch = reward([context] * 3, ["", "  ...  ", "That sounds lonely. What has the move been like for you?"])
+    assert batch.scores[0] == 0.0 and batch.scores[1] == 0.0 and batch.scores[2] > 0.0
+    assert not batch.failures
