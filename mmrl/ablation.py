@@ -159,20 +159,25 @@ def run_ablation(config: AblationConfig, out: str | os.PathLike, *, address: str
     RLRunConfig.from_dict({**run, "reward_spec": specs["full"] if "full" in specs else next(iter(specs.values())), "output_dir": str(out)})  # fail now, not in a trial
     (out / "variants.json").write_text(json.dumps(specs, indent=2) + "\n", encoding="utf-8")
 
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)  # address None: a local Ray
-    settings = {k: getattr(config, k) for k in ("eval_split", "eval_max_prompts", "max_new_tokens", "judge", "cpus_per_trial")}
-    trainable = tune.with_resources(
-        tune.with_parameters(_trial, specs=specs, run=run, config=settings, out=str(out)),
-        {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
-    )
-    tuner = tune.Tuner(
-        trainable,
-        param_space={"variant": tune.grid_search(list(specs)), "seed": tune.grid_search(list(config.seeds))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=config.max_concurrent_trials),
-        run_config=tune.RunConfig(name="ablation", storage_path=str(out / "tune"), verbose=1),
-    )
-    grid = tuner.fit()
+    try:
+        settings = {k: getattr(config, k) for k in ("eval_split", "eval_max_prompts", "max_new_tokens", "judge", "cpus_per_trial")}
+        trainable = tune.with_resources(
+            tune.with_parameters(_trial, specs=specs, run=run, config=settings, out=str(out)),
+            {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"variant": tune.grid_search(list(specs)), "seed": tune.grid_search(list(config.seeds))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=config.max_concurrent_trials),
+            run_config=tune.RunConfig(name="ablation", storage_path=str(out / "tune"), verbose=1),
+        )
+        grid = tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
     failed = [r for r in grid if r.error is not None]
     if failed:
         raise MmrlError(f"{len(failed)} of {len(grid)} ablation trials failed; first: {failed[0].error!r} (logs under {out / 'tune'})")

@@ -73,6 +73,9 @@ def test_a_reduced_leave_one_out_ablation_runs_through_ray_tune(tmp_path):
     variants = json.loads((out / "variants.json").read_text())
     assert variants["without_format"]["rewards"]["format"]["weight"] == 0.0
     assert (out / "effects.png").is_file() and (out / "pareto.png").is_file()
+    import ray
+
+    assert not ray.is_initialized()  # the Ray it started is shut down (later tests start their own)
 
 
 def test_local_paths_of_the_run_are_made_absolute_for_the_trials(tmp_path, monkeypatch):
@@ -82,3 +85,15 @@ def test_local_paths_of_the_run_are_made_absolute_for_the_trials(tmp_path, monke
     fields = config.run_fields()
     assert fields["policy"] == str(tmp_path / "runs" / "sft" / "model") and fields["data"] is None
     assert AblationConfig(reward_spec=SPEC, run={"policy": "tiny"}).run_fields()["policy"] == "tiny"
+
+
+def test_a_sweep_makes_one_variant_per_grid_point(tmp_path):
+    path = tmp_path / "ablate.yaml"
+    path.write_text(
+        "reward_spec: {rewards: {format: 1.0, component_match: 1.0}}\nmode: sweep\ngrid: {format: [0.5, 2], component_match: [0, 1]}\n",
+        encoding="utf-8",
+    )
+    specs = AblationConfig.from_yaml(path).variant_specs()
+    assert len(specs) == 4
+    weights = sorted((s["rewards"]["format"]["weight"], s["rewards"]["component_match"]["weight"]) for s in specs.values())
+    assert weights == [(0.5, 0.0), (0.5, 1.0), (2.0, 0.0), (2.0, 1.0)]
