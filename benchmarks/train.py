@@ -61,17 +61,8 @@ class _StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._start)
 
 
-class _RankZeroStepTimes(TrainerCallback):
+class _RankZeroStepTimes(_StepTimer):
     """Step times of a Ray Train worker's trainer, written by rank 0 to ``step_times.json`` in the output directory."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter() - self._start)
 
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
