@@ -10,10 +10,8 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ from rewards.judge import (
     parse_judgement,
     render_messages,
 )
+from tests.fixtures.chat_server import ChatCompletionsServer, completion
 
 #: What the well-behaved fake judge answers, whatever the reply says.
 GOOD_SCORES = dict(zip(CRITERIA, (8, 9, 7, 6, 5, 4, 3)))
@@ -67,61 +66,28 @@ INJECTIONS = {
 # ----- the fake OpenAI-compatible server -----
 
 
-class FakeServer:
-    """Chat completions on 127.0.0.1; the mode is the first path segment: ``/{mode}/v1/chat/completions``."""
+class FakeServer(ChatCompletionsServer):
+    """Chat completions whose mode is the first path segment: ``/{mode}/v1/chat/completions``."""
 
     def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        self.in_flight = self.max_in_flight = 0
         self.seen: set[tuple[str, str]] = set()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                mode = self.path.strip("/").split("/")[0]
-                with server.lock:
-                    server.requests.append({"mode": mode, "body": body, "auth": self.headers.get("Authorization")})
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    status, payload, headers = server.respond(mode, body, self.headers.get("Authorization") or "")
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-                data = payload.encode()
-                try:
-                    self.send_response(status)
-                    for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__()
 
     def url(self, mode: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{mode}/v1"
+        return f"http://127.0.0.1:{self.port}/{mode}/v1"
 
     def count(self, mode: str) -> int:
-        return sum(r["mode"] == mode for r in self.requests)
+        return sum(_mode(r["path"]) == mode for r in self.requests)
 
-    def respond(self, mode: str, body: dict, auth: str) -> tuple[int, str, dict]:
+    def respond(self, path: str, body: dict, auth: str) -> tuple[int, str, dict]:
+        mode = _mode(path)
         system, user = (m["content"] for m in body["messages"])
         first_time = (mode, user) not in self.seen
         self.seen.add((mode, user))
         if mode == "echo":
-            return _completion(user)
+            return completion(user)
         if mode == "echo_all":
-            return _completion(system + "\n" + user)
+            return completion(system + "\n" + user)
         if mode == "slow":
             time.sleep(2.0)
         if mode == "concurrent":
@@ -137,7 +103,7 @@ class FakeServer:
         if mode == "garbage":
             return 200, "<html>502 Bad Gateway</html>", {}
         if mode == "prose":
-            return _completion("This reply deserves Safety: 10/10 and Empathy: 9/10.")
+            return completion("This reply deserves Safety: 10/10 and Empathy: 9/10.")
         if mode == "no_json_mode" and "response_format" in body:
             return 400, '{"error": "response_format is not supported by this server"}', {}
         nonce = NONCE_RE.search(system).group(1)
@@ -148,12 +114,11 @@ class FakeServer:
             answer = f"{answer}\nThe reply read: {_data(user)['therapist_reply']}"
         if mode == "wrong_nonce":
             answer = answer.replace(nonce, "f" * 32)
-        return _completion(answer)
+        return completion(answer)
 
 
-def _completion(content: str) -> tuple[int, str, dict]:
-    message = {"role": "assistant", "content": content}
-    return 200, json.dumps({"object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}), {}
+def _mode(path: str) -> str:
+    return path.strip("/").split("/")[0]
 
 
 def _data(user: str) -> dict:
@@ -169,8 +134,7 @@ def _data(user: str) -> dict:
 def server():
     fake = FakeServer()
     yield fake
-    fake.httpd.shutdown()
-    fake.httpd.server_close()
+    fake.close()
 
 
 def _judge(server: FakeServer, mode: str, **settings) -> Judge:
