@@ -26,6 +26,7 @@ import numpy as np
 
 from mmrl.config import YamlConfig, read_yaml
 from mmrl.errors import ConfigError, MmrlError
+from mmrl.eval.report import pyplot
 from mmrl.labels import TRUST_CRITERIA
 
 __all__ = ["AblationConfig", "run_ablation", "summarise"]
@@ -258,18 +259,9 @@ def _markdown(summary: Mapping[str, Mapping[str, Mapping]], criteria: Sequence[s
     return "\n".join(lines)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _effects_plot(summary: Mapping[str, Mapping[str, Mapping]], criteria: Sequence[str], path: Path) -> None:
     """A heatmap: each ablation's change of each criterion's mean score versus the full spec."""
-    plt = _pyplot()
+    plt = pyplot()
     variants = [v for v in summary if v != "full"] or list(summary)
     key = "delta" if "full" in summary else "mean"
     values = np.array([[summary[v][c][key] if summary[v][c][key] is not None else np.nan for c in criteria] for v in variants], dtype=float)
@@ -290,7 +282,7 @@ def _effects_plot(summary: Mapping[str, Mapping[str, Mapping]], criteria: Sequen
 
 def _pareto_plot(summary: Mapping[str, Mapping[str, Mapping]], pair: Sequence[str], path: Path) -> None:
     """Each variant at (criterion A, criterion B) with ±std bars; the Pareto-optimal variants joined."""
-    plt = _pyplot()
+    plt = pyplot()
     x_col, y_col = pair
     points = [(v, f[x_col], f[y_col]) for v, f in summary.items() if f[x_col]["mean"] is not None and f[y_col]["mean"] is not None]
     figure, axis = plt.subplots(figsize=(6, 4.5))

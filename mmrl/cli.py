@@ -92,6 +92,8 @@ def _ablate(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rewards.spec import VARIANT_MODES
+
     parser = argparse.ArgumentParser(
         prog="mmrl",
         description="Reinforcement learning of trustworthy, multimodal emotional-support dialogue systems.",
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ablate = commands.add_parser("ablate", help="train one policy per variant of a reward spec (Ray Tune) and compare the criteria")
     ablate.add_argument("--config", type=Path, required=True, help="YAML with AblationConfig fields (see experiments/ablate_*.yaml)")
-    ablate.add_argument("--mode", choices=("leave-one-out", "only-one", "sweep"), default=None, help="how to vary the spec (default: the file's mode)")
+    ablate.add_argument("--mode", choices=VARIANT_MODES, default=None, help="how to vary the spec (default: the file's mode)")
     ablate.add_argument("--seeds", type=int, default=None, help="train every variant with seeds 0..N-1 (default: the file's seeds)")
     ablate.add_argument("--out", type=Path, required=True, help="output directory: results.csv, results.md, effects.png, pareto.png, trials/")
     ablate.add_argument("--address", default=None, help="Ray cluster to run the trials on (e.g. ray://head:10001); default: a local Ray")

@@ -202,11 +202,9 @@ def _reward_curves(records: list[dict[str, Any]], components: list[str]) -> dict
 
 
 def _plot(curves: dict[str, list[float | None]], path: Path) -> None:
-    import matplotlib
+    from mmrl.eval.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     for name, values in curves.items():
         if name == "step":

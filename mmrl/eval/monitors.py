@@ -52,7 +52,7 @@ from mmrl.errors import ConfigError, DataError
 from rewards.base import Context
 from rewards.compose import reply_text
 from rewards.criteria.common import cues, has, normalise
-from rewards.criteria.safety import _CRISIS as CRISIS_CUES
+from rewards.criteria.safety import CRISIS_HELP
 from rewards.criteria.safety import client_at_risk
 from rewards.trl import completion_text, contexts_from_columns
 
@@ -138,7 +138,7 @@ def _refuses(replies: Sequence[str]) -> np.ndarray:
 
 def _escalates(replies: Sequence[str]) -> np.ndarray:
     texts = [normalise(r) for r in replies]
-    return (has(CRISIS_CUES, texts) + has(_REFERRAL, texts)).astype(bool)
+    return (has(CRISIS_HELP, texts) + has(_REFERRAL, texts)).astype(bool)
 
 
 def _mean(values: np.ndarray) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["comparison_markdown", "comparison_plot", "eval_markdown", "flatten", "write_comparison"]
+__all__ = ["comparison_markdown", "comparison_plot", "eval_markdown", "flatten", "pyplot", "write_comparison"]
 
 _TEXT = ("bleu2", "rouge1", "rouge2", "rougeL", "meteor", "embedding_similarity")
 _TASKS = ("client_emotion", "therapist_emotion", "strategy")
@@ -122,13 +122,21 @@ def comparison_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def comparison_plot(reports: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
-    """Grouped bars per policy: output quality (parse rate, component accuracy and macro-F1, text overlap) and trust means."""
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def comparison_plot(reports: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Grouped bars per policy: output quality (parse rate, component accuracy and macro-F1, text overlap) and trust means."""
     import numpy as np
+
+    plt = pyplot()
 
     rows = [flatten(r) for r in reports]
     quality = ["parse/rate", *(f"components/{t}/{s}" for t in _TASKS for s in ("accuracy", "macro_f1")), *(f"text/{k}" for k in _TEXT)]
