@@ -157,7 +157,7 @@ def run_ablation(config: AblationConfig, out: str | os.PathLike, *, address: str
     out.mkdir(parents=True, exist_ok=True)
     specs = config.variant_specs()
     run = config.run_fields()
-    RLRunConfig.from_dict({**run, "reward_spec": specs["full"] if "full" in specs else next(iter(specs.values())), "output_dir": str(out)})  # fail now, not in a trial
+    RLRunConfig.from_dict({**run, "reward_spec": next(iter(specs.values())), "output_dir": str(out)})  # fail now, not in a trial
     (out / "variants.json").write_text(json.dumps(specs, indent=2) + "\n", encoding="utf-8")
 
     started = not ray.is_initialized()

@@ -10,6 +10,7 @@ against the baselines on the test split -> SFT the policy with the predictor's o
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 import time
@@ -67,7 +68,7 @@ class DemoConfig(YamlConfig):
     sft_learning_rate: float = 2e-2
     grpo_steps: int = 16
     grpo_learning_rate: float = 3e-3
-    rewards: dict[str, Any] = field(default_factory=lambda: json.loads(json.dumps(DEMO_REWARDS)))
+    rewards: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEMO_REWARDS))
 
     def __post_init__(self) -> None:
         for name in ("dialogues", "predictor_epochs", "sft_steps", "grpo_steps"):

@@ -17,7 +17,7 @@ from mmrl.config import YamlConfig, convert, suggest
 from mmrl.errors import ConfigError
 from mmrl.policy.models import DEFAULT_POLICY, LoraSettings
 
-__all__ = ["ALGORITHMS", "GRPO_LOSS_TYPES", "RLRunConfig", "RunConfig", "SFTRunConfig", "config_to_dict"]
+__all__ = ["ALGORITHMS", "GRPO_LOSS_TYPES", "RLRunConfig", "RunConfig", "SFTRunConfig"]
 
 ALGORITHMS: tuple[str, ...] = ("grpo", "rloo")
 #: ``GRPOConfig.loss_type`` values of TRL 1.16.
@@ -235,8 +235,3 @@ class RLRunConfig(RunConfig):
         if isinstance(self.reward_spec, str):
             return load_spec(self.reward_spec)
         return parse_spec(self.reward_spec)
-
-
-def config_to_dict(config: RunConfig) -> dict[str, Any]:
-    """The config as plain YAML-able values (what ``from_dict`` reads back)."""
-    return config.to_dict()

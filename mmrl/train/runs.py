@@ -23,7 +23,7 @@ import yaml
 
 from mmrl.data import Dialogue, load_corpus, require_train
 from mmrl.errors import ConfigError, DataError, MissingDependencyError
-from mmrl.train.config import RunConfig, config_to_dict
+from mmrl.train.config import RunConfig
 
 __all__ = [
     "RunResult",
@@ -212,7 +212,7 @@ def finish_run(trainer: Any, config: RunConfig, resumed_from: Path | None, evalu
             model.save_pretrained(model_dir)
             trainer.processing_class.save_pretrained(model_dir)
     if is_main_process():
-        (output_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+        (output_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
         summary = {
             "global_step": result.global_step,
             "resumed_from": None if resumed_from is None else str(resumed_from),
