@@ -152,6 +152,7 @@ def run_ablation(config: AblationConfig, out: str | os.PathLike, *, address: str
     from ray import tune
 
     from mmrl.train.config import RLRunConfig
+    from mmrl.train.distributed import connect_ray
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -160,9 +161,7 @@ def run_ablation(config: AblationConfig, out: str | os.PathLike, *, address: str
     RLRunConfig.from_dict({**run, "reward_spec": next(iter(specs.values())), "output_dir": str(out)})  # fail now, not in a trial
     (out / "variants.json").write_text(json.dumps(specs, indent=2) + "\n", encoding="utf-8")
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)  # address None: a local Ray
+    started = connect_ray(address, log_to_driver=False)
     try:
         settings = {k: getattr(config, k) for k in ("eval_split", "eval_max_prompts", "max_new_tokens", "judge", "cpus_per_trial")}
         trainable = tune.with_resources(

@@ -33,7 +33,7 @@ from mmrl.errors import ConfigError, MissingDependencyError, MmrlError
 from mmrl.train.config import RLRunConfig, RunConfig, SFTRunConfig
 from mmrl.train.runs import RunResult, resume_checkpoint
 
-__all__ = ["DistributedOptions", "load_deepspeed_config", "run_distributed"]
+__all__ = ["DistributedOptions", "connect_ray", "load_deepspeed_config", "run_distributed"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def run_distributed(config: RunConfig, options: DistributedOptions, *, callbacks
             raise ConfigError("the DeepSpeed config is given twice: pass --deepspeed or set trl_args.deepspeed, not both")
         deepspeed = load_deepspeed_config(options.deepspeed, use_gpu=options.use_gpu)
 
-    own_ray = _connect(options.address)
+    own_ray = connect_ray(options.address)
     try:
         _check_resources(ray.cluster_resources(), options)
         trainer = TorchTrainer(
@@ -122,14 +122,17 @@ def run_distributed(config: RunConfig, options: DistributedOptions, *, callbacks
     return result.return_value
 
 
-def _connect(address: str | None) -> bool:
-    """Join the cluster at ``address``, or start a local Ray; False when this process was already connected."""
+def connect_ray(address: str | None, **local: Any) -> bool:
+    """Join the cluster at ``address``, or start a local Ray (``local``: more ``ray.init`` arguments, e.g. ``num_cpus``).
+
+    Returns True when this call connected (the caller shuts Ray down after), False when the process already was.
+    """
     import ray
 
     if ray.is_initialized():
         return False
     if address is None:
-        ray.init(include_dashboard=False)
+        ray.init(include_dashboard=False, **local)
         return True
     if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
         raise MissingDependencyError(f"--address {address} connects through Ray Client, which needs grpcio: pip install 'ray[client]=={ray.__version__}'")

@@ -390,6 +390,8 @@ def train_strategy(config: StrategyPPOConfig) -> dict:
     import ray
     from tqdm.auto import tqdm
 
+    from mmrl.train.distributed import connect_ray
+
     started = time.perf_counter()
     _seed_everything(config.seed)
     out = Path(config.output_dir)
@@ -399,11 +401,7 @@ def train_strategy(config: StrategyPPOConfig) -> dict:
     majority = Counter(int(g) for g in train.gold if g >= 0).most_common(1)[0][0]
     built = time.perf_counter()
 
-    own_ray = not ray.is_initialized()
-    if own_ray and config.address:
-        ray.init(address=config.address)
-    elif own_ray:
-        ray.init(num_cpus=config.num_cpus, include_dashboard=False)
+    own_ray = connect_ray(config.address, num_cpus=config.num_cpus)
     algo = None
     try:
         env_config = {"episodes": train, "match_weight": config.match_weight, "max_turns": config.max_turns, "nan_reward": config.nan_reward}
