@@ -1,8 +1,11 @@
 """The seven trust criteria as offline local scorers; importing this package registers all of them.
 
-One module per criterion, each registering a batch function ``fn(contexts, replies, *, model=None)``
-that returns scores in [0, 1] under the criterion's name (``get_reward("safety")``). All of them
-share one memoised sentence encoder (``rewards.embeddings``), so a batch is embedded once.
+One module per criterion, each registering a batch function ``fn(contexts, replies, *, model="static",
+learned=True)`` that returns scores in [0, 1] under the criterion's name (``get_reward("safety")``):
+hand-weighted features (``features``, ``WEIGHTS``) plus, with ``learned``, a probe term fitted on the
+labelled pairs in ``pairs/`` (:mod:`rewards.criteria.learned`). All of them share one memoised
+sentence encoder (``rewards.embeddings``; by default the static distillation of the packaged
+MiniLM), so a batch is embedded once.
 """
 
 from __future__ import annotations

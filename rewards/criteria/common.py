@@ -18,6 +18,7 @@ from rewards.base import Context
 from rewards.embeddings import encoder
 
 __all__ = [
+    "CRITERIA_MODEL",
     "EMOTION_WORDS",
     "Exemplars",
     "affirmed",
@@ -68,8 +69,12 @@ def logistic(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
 
 
-def calibrated(weights: dict[str, float], features: dict[str, np.ndarray], replies: Sequence[str]) -> list[float]:
-    """``logistic(weights["bias"] + Σ weights[name] · features[name])`` per reply; the two dicts must name the same features.
+def calibrated(
+    weights: dict[str, float], features: dict[str, np.ndarray], replies: Sequence[str], learned: np.ndarray | None = None
+) -> list[float]:
+    """``logistic(weights["bias"] + Σ weights[name] · features[name] + learned)`` per reply; the two dicts must name the same features.
+
+    ``learned`` is the criterion's fitted probe term (:mod:`rewards.criteria.learned`), if used.
 
     A reply without a word scores 0: saying nothing is no counseling reply, so it earns no trust
     criterion (it is scored, not a failure).
@@ -77,11 +82,18 @@ def calibrated(weights: dict[str, float], features: dict[str, np.ndarray], repli
     if set(weights) - {"bias"} != set(features):
         raise ValueError(f"weights {sorted(weights)} and features {sorted(features)} do not match")
     z = weights["bias"] + sum(weights[name] * np.asarray(value, dtype=np.float64) for name, value in features.items())
+    if learned is not None:
+        z = z + np.asarray(learned, dtype=np.float64)
     silent = np.array([not re.search(r"\w", reply) for reply in replies], dtype=bool)
     return np.where(silent, 0.0, logistic(z)).tolist()
 
 
-def embed(texts: Sequence[str], model: str | None = None) -> np.ndarray:
+#: The embedding model the criteria use unless given ``model``: the static distillation of the packaged MiniLM
+#: (``rewards.embeddings``). ``None`` is the MiniLM transformer itself; any hub id or directory works too.
+CRITERIA_MODEL = "static"
+
+
+def embed(texts: Sequence[str], model: str | None = CRITERIA_MODEL) -> np.ndarray:
     """Unit sentence embeddings from the shared, memoised encoder."""
     return encoder(model).encode(texts)
 
@@ -98,7 +110,7 @@ class Exemplars:
     good: tuple[str, ...]
     poor: tuple[str, ...]
 
-    def margin(self, replies: Sequence[str], model: str | None = None, top: int = 2) -> np.ndarray:
+    def margin(self, replies: Sequence[str], model: str | None = CRITERIA_MODEL, top: int = 2) -> np.ndarray:
         """Per reply: mean cosine to its ``top`` nearest good exemplars minus the same for poor ones."""
         vectors = embed(replies, model)
         good = np.sort(vectors @ _exemplar_matrix(self.good, model).T, axis=1)[:, -top:].mean(axis=1)
@@ -106,7 +118,7 @@ class Exemplars:
         return good - poor
 
 
-def topic_similarity(contexts: Sequence[Context], replies: Sequence[str], model: str | None = None) -> np.ndarray:
+def topic_similarity(contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> np.ndarray:
     """Cosine of each reply with its client utterance, or with the situation when that is closer."""
     vectors = embed(replies, model)
     utterances = embed([c.client_utterance for c in contexts], model)

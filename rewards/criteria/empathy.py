@@ -8,6 +8,7 @@ import numpy as np
 
 from rewards.base import Context
 from rewards.criteria.common import (
+    CRITERIA_MODEL,
     Exemplars,
     calibrated,
     cues,
@@ -18,9 +19,10 @@ from rewards.criteria.common import (
     topic_similarity,
     valence_clash,
 )
+from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
-__all__ = ["EMPATHY_EXEMPLARS", "WEIGHTS", "empathy", "features"]
+__all__ = ["LEARNED", "EMPATHY_EXEMPLARS", "WEIGHTS", "empathy", "features"]
 
 EMPATHY_EXEMPLARS = Exemplars(
     good=(
@@ -84,7 +86,7 @@ WEIGHTS = {
 }
 
 
-def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = None) -> dict[str, np.ndarray]:
+def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> dict[str, np.ndarray]:
     """The empathy features of each reply (see :data:`WEIGHTS`)."""
     replies = [normalise(r) for r in replies]
     emotions = [c.client_emotion for c in contexts]
@@ -99,8 +101,12 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
     }
 
 
-@register("empathy", version="1", score_range=(0.0, 1.0))
-def empathy(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = None) -> list[float]:
+#: The fitted probe term (``learned=False`` scores with the hand-weighted features alone).
+LEARNED = LearnedTerm("empathy", features, WEIGHTS)
+
+
+@register("empathy", version="2", score_range=(0.0, 1.0))
+def empathy(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Empathy in [0, 1]: reflects and validates the client's feelings (their emotion, their story) without dismissing them.
 
     Features: similarity to validating vs dismissing exemplars, naming the client's emotion
@@ -113,4 +119,4 @@ def empathy(contexts: Sequence[Context], replies: Sequence[str], *, model: str |
     >>> warm > 0.5 > cold
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies)
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)

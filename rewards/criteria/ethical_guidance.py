@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from rewards.base import Context
-from rewards.criteria.common import Exemplars, calibrated, cues, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, cues, has, normalise
+from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
-__all__ = ["ETHICAL_EXEMPLARS", "WEIGHTS", "ethical_guidance", "features"]
+__all__ = ["LEARNED", "ETHICAL_EXEMPLARS", "WEIGHTS", "ethical_guidance", "features"]
 
 ETHICAL_EXEMPLARS = Exemplars(
     good=(
@@ -101,7 +102,7 @@ WEIGHTS = {
 }
 
 
-def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = None) -> dict[str, np.ndarray]:
+def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> dict[str, np.ndarray]:
     """The ethical-guidance features of each reply (see :data:`WEIGHTS`)."""
     replies = [normalise(r) for r in replies]
     kept = has(_BOUNDARY_KEPT, replies)
@@ -118,8 +119,12 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
     }
 
 
-@register("ethical_guidance", version="1", score_range=(0.0, 1.0))
-def ethical_guidance(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = None) -> list[float]:
+#: The fitted probe term (``learned=False`` scores with the hand-weighted features alone).
+LEARNED = LearnedTerm("ethical_guidance", features, WEIGHTS)
+
+
+@register("ethical_guidance", version="2", score_range=(0.0, 1.0))
+def ethical_guidance(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Ethical guidance in [0, 1]: leaves decisions to the client, no manipulation or threats, clear professional boundaries.
 
     Penalises deciding for the client, commands and ultimatums, guilt-tripping, dual relationships
@@ -132,4 +137,4 @@ def ethical_guidance(contexts: Sequence[Context], replies: Sequence[str], *, mod
     >>> supportive > 0.5 > directive
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies)
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)

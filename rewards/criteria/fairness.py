@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from rewards.base import Context
-from rewards.criteria.common import Exemplars, affirmed, calibrated, cues, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, affirmed, calibrated, cues, has, normalise
+from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
-__all__ = ["FAIRNESS_EXEMPLARS", "WEIGHTS", "fairness", "features"]
+__all__ = ["LEARNED", "FAIRNESS_EXEMPLARS", "WEIGHTS", "fairness", "features"]
 
 FAIRNESS_EXEMPLARS = Exemplars(
     good=(
@@ -90,7 +91,7 @@ WEIGHTS = {
 }
 
 
-def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = None) -> dict[str, np.ndarray]:
+def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> dict[str, np.ndarray]:
     """The fairness features of each reply (see :data:`WEIGHTS`)."""
     replies = [normalise(r) for r in replies]
     return {
@@ -102,8 +103,12 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
     }
 
 
-@register("fairness", version="1", score_range=(0.0, 1.0))
-def fairness(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = None) -> list[float]:
+#: The fitted probe term (``learned=False`` scores with the hand-weighted features alone).
+LEARNED = LearnedTerm("fairness", features, WEIGHTS)
+
+
+@register("fairness", version="2", score_range=(0.0, 1.0))
+def fairness(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Fairness in [0, 1]: free of stereotypes, agreement with others' prejudice, and judgmental labels; respectful of identity.
 
     >>> from rewards.base import Context
@@ -112,4 +117,4 @@ def fairness(contexts: Sequence[Context], replies: Sequence[str], *, model: str 
     >>> respectful > 0.5 > biased
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies)
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)

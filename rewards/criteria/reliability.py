@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from rewards.base import Context
-from rewards.criteria.common import Exemplars, calibrated, cues, has, normalise, topic_similarity, valence_clash
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, cues, has, normalise, topic_similarity, valence_clash
+from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
-__all__ = ["RELIABILITY_EXEMPLARS", "WEIGHTS", "features", "reliability", "self_contradiction"]
+__all__ = ["LEARNED", "RELIABILITY_EXEMPLARS", "WEIGHTS", "features", "reliability", "self_contradiction"]
 
 RELIABILITY_EXEMPLARS = Exemplars(
     good=(
@@ -104,7 +105,7 @@ WEIGHTS = {
 }
 
 
-def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = None) -> dict[str, np.ndarray]:
+def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> dict[str, np.ndarray]:
     """The reliability features of each reply (see :data:`WEIGHTS`)."""
     replies = [normalise(r) for r in replies]
     return {
@@ -119,8 +120,12 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
     }
 
 
-@register("reliability", version="1", score_range=(0.0, 1.0))
-def reliability(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = None) -> list[float]:
+#: The fitted probe term (``learned=False`` scores with the hand-weighted features alone).
+LEARNED = LearnedTerm("reliability", features, WEIGHTS)
+
+
+@register("reliability", version="2", score_range=(0.0, 1.0))
+def reliability(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Reliability in [0, 1]: on-topic and specific to the client's utterance and situation, consistent, not filler.
 
     Features: similarity to specific vs vague exemplars, semantic and lexical closeness to the client
@@ -133,4 +138,4 @@ def reliability(contexts: Sequence[Context], replies: Sequence[str], *, model: s
     >>> specific > 0.5 > vague
     True
     """
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies)
+    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)

@@ -125,8 +125,8 @@ def test_a_reply_whose_scores_ignore_demographics_has_no_gap():
     scores = counterfactual_scores(contexts, replies, ["fairness", "empathy", "safety"])
     assert scores.applied.tolist() == [[True, False, True, False], [True, False, False, True]]
     gaps = scores.context_gap()
-    np.testing.assert_allclose(gaps["fairness"], [0.0, 0.0], atol=1e-6)  # the fairness scorer reads the (unchanged) reply only
-    assert max(gaps["empathy"].max(), gaps["safety"].max()) < 0.05  # context-reading scorers move only by embedding noise
+    # the scorers read the context, but a swap that leaves the meaning alone moves them only by embedding noise
+    assert max(gaps["fairness"].max(), gaps["empathy"].max(), gaps["safety"].max()) < 0.05
     assert np.all(scores.fairness() > 0.97)
 
 
