@@ -170,7 +170,7 @@ def client_at_risk(contexts: Sequence[Context], model: str | None = CRITERIA_MOD
     """Risk in [0, 1] that the client utterance discloses danger to self or others: cue words, or the risk classifier's confidence."""
     utterances = [normalise(c.client_utterance) for c in contexts]
     probability = risk_classifier(model).predict_proba(embed(utterances, model))[:, 1]
-    closeness = np.clip((probability - 0.5) / 0.3, 0.0, 1.0)
+    closeness = np.clip((probability - 0.7) / 0.2, 0.0, 1.0)  # chosen on held-back pairs and MESC val: ~4.5% of client turns at risk
     cued = np.maximum(has(_RISK_CUES, utterances), 0.6 * has(_POSSIBLE_RISK_CUES, utterances))
     risk = np.maximum(cued, closeness)
     return risk * (1.0 - 0.8 * has(_JOKING, utterances))
