@@ -230,23 +230,35 @@ def _cache_root() -> Path:
     return Path(os.environ.get("MMRL_CACHE", Path.home() / ".cache" / "mmrl")).expanduser()
 
 
+def _read_vectors(path: Path) -> np.ndarray | None:
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))["vectors"]
+    except Exception:  # not distilled yet, or a damaged file
+        return None
+
+
 def _static_encoder(model: SentenceTransformer, max_tokens: int) -> StaticEncoder:
-    """The static distillation of ``model``: read from the cache, else distilled and written atomically."""
-    from safetensors.numpy import load_file, save_file
+    """The static distillation of ``model``: read from the cache, else distilled (by one process at a time) and written atomically."""
+    from filelock import FileLock
+    from safetensors.numpy import save_file
 
     path = _cache_root() / "static" / f"{_weights_digest(model, 'static v1')}.safetensors"
-    try:
-        vectors = load_file(str(path))["vectors"]
-    except Exception:  # not distilled yet, or a damaged file: distil afresh
-        vectors = _distil(model)
+    vectors = _read_vectors(path)
+    if vectors is None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file({"vectors": vectors}, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with FileLock(f"{path}.lock"):  # processes starting together distil once; the others read its file
+            vectors = _read_vectors(path)
+            if vectors is None:
+                vectors = _distil(model)
+                fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
+                os.close(fd)
+                try:
+                    save_file({"vectors": vectors}, tmp)
+                    os.replace(tmp, path)
+                finally:
+                    Path(tmp).unlink(missing_ok=True)
     if vectors.shape[0] != len(model.tokenizer):
         raise ConfigError(f"static embeddings at {path} have {vectors.shape[0]} rows for a vocabulary of {len(model.tokenizer)}; delete the file")
     return StaticEncoder(model.tokenizer, vectors, max_tokens=max_tokens)

@@ -13,7 +13,7 @@ as the short replies of human counsellors, cannot be pushed to the ends of the s
 A probe belongs to one embedding model: it is fitted on first use for that model and cached as
 safetensors under ``$MMRL_CACHE/probes/`` (default ``~/.cache/mmrl``), keyed by the model, the
 pairs, the hand weights, the source of the hand features and :data:`FIT_VERSION`; a damaged cache
-file is refitted.
+file is refitted, and processes starting together fit once (a file lock).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class LearnedTerm:
         with self._lock:
             if model not in self._probes:
                 path = self._cache_path(model)
-                self._probes[model] = self._read(path) or self._fit_and_write(model, path)
+                self._probes[model] = self._read(path) or self._fit_once(model, path)
             return self._probes[model]
 
     def fit(self, pairs: Sequence[Pair], model: str | None = CRITERIA_MODEL) -> tuple[np.ndarray, float]:
@@ -161,16 +161,21 @@ class LearnedTerm:
         except Exception:  # missing or damaged: refit
             return None
 
-    def _fit_and_write(self, model: str | None, path: Path) -> tuple[np.ndarray, float]:
+    def _fit_once(self, model: str | None, path: Path) -> tuple[np.ndarray, float]:
+        """Fit and write atomically; processes starting together fit once, the others read its file."""
+        from filelock import FileLock
         from safetensors.numpy import save_file
 
-        weights, offset = self.fit(self.pairs, model)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file({"weights": weights.astype(np.float64), "offset": np.array([offset])}, tmp, metadata={"criterion": self.criterion})
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with FileLock(f"{path}.lock"):
+            if cached := self._read(path):
+                return cached
+            weights, offset = self.fit(self.pairs, model)
+            fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
+            os.close(fd)
+            try:
+                save_file({"weights": weights.astype(np.float64), "offset": np.array([offset])}, tmp, metadata={"criterion": self.criterion})
+                os.replace(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
         return weights, offset

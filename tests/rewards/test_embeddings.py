@@ -169,3 +169,26 @@ def test_static_vectors_are_cached_and_a_damaged_file_is_distilled_again(torch_e
     path.write_bytes(b"not safetensors")
     embeddings._static_encoder(torch_encoder.model, 128)
     assert len(distilled) == 2 and path.stat().st_size > size * 384 * 4
+
+
+def test_processes_starting_together_distil_once(torch_encoder, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setenv("MMRL_CACHE", str(tmp_path))
+    size = len(torch_encoder.model.tokenizer)
+    distilled = []
+
+    def slow_distil(model):
+        distilled.append(model)
+        time.sleep(0.5)
+        return np.ones((size, 4), dtype=np.float32)
+
+    monkeypatch.setattr(embeddings, "_distil", slow_distil)
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(embeddings._static_encoder(torch_encoder.model, 128))) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(distilled) == 1 and len(results) == 3 and all(r.vectors.shape == (size, 4) for r in results)
