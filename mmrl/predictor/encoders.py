@@ -230,18 +230,24 @@ class LogMelConvEncoder(nn.Module):
         return self.proj(torch.cat([*_masked_stats(hidden, (lengths + 3) // 4), *_masked_stats(mel, lengths)], dim=-1))
 
 
+def _frozen_pretrained(name: str, preprocessor_class, modality: str) -> tuple:
+    """``name``'s preprocessor and its model in eval mode with gradients off; a load failure names the config field."""
+    from transformers import AutoModel
+
+    try:
+        return preprocessor_class.from_pretrained(name), AutoModel.from_pretrained(name).eval().requires_grad_(False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot load {modality} encoder {name!r}: {exc}", field=f"{modality}_encoder") from exc
+
+
 class HFAudioEncoder(nn.Module):
     """A frozen Hugging Face audio model (e.g. wav2vec2) by id or path, mean-pooled, projected to ``d_model``."""
 
     def __init__(self, name: str, d_model: int, *, max_seconds: float = 8.0) -> None:
         super().__init__()
-        from transformers import AutoFeatureExtractor, AutoModel
+        from transformers import AutoFeatureExtractor
 
-        try:
-            self.extractor = AutoFeatureExtractor.from_pretrained(name)
-            self.backbone = AutoModel.from_pretrained(name).eval().requires_grad_(False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot load audio encoder {name!r}: {exc}", field="audio_encoder") from exc
+        self.extractor, self.backbone = _frozen_pretrained(name, AutoFeatureExtractor, "audio")
         self.sample_rate = int(self.extractor.sampling_rate)
         self.max_seconds = max_seconds
         self.proj = nn.Linear(self.backbone.config.hidden_size, d_model)
@@ -314,13 +320,9 @@ class HFImageEncoder(nn.Module):
 
     def __init__(self, name: str, d_model: int, *, n_frames: int = 8) -> None:
         super().__init__()
-        from transformers import AutoImageProcessor, AutoModel
+        from transformers import AutoImageProcessor
 
-        try:
-            self.processor = AutoImageProcessor.from_pretrained(name)
-            self.backbone = AutoModel.from_pretrained(name).eval().requires_grad_(False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot load video encoder {name!r}: {exc}", field="video_encoder") from exc
+        self.processor, self.backbone = _frozen_pretrained(name, AutoImageProcessor, "video")
         self.n_frames = n_frames
         config = self.backbone.config
         width = getattr(config, "hidden_size", None) or config.hidden_sizes[-1]
