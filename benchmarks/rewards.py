@@ -1,9 +1,9 @@
-"""Throughput of the local seven-criteria reward pack: batched vs one reply at a time, cold vs cached.
+"""Throughput of the local reward pack (seven criteria + context_fit): batched, one reply at a time, cached, and its share of a GRPO step.
 
     python benchmarks/rewards.py --json
 
 Scores ``--n`` generated (context, reply) pairs (varied: empathetic, dismissive, unsafe, privacy-
-probing, biased, structured blocks) with the seven offline criteria as one Composite. Models are
+probing, biased, structured blocks) with the seven offline criteria and ``context_fit`` as one Composite. Models are
 loaded and warmed up first, so every timing uses the same loaded models; each timed phase gets
 texts no earlier phase saw, so no per-text memo (e.g. the shared sentence encoder's) helps it.
 ``per_sample_per_s`` is measured on ``--per-sample`` pairs, one call per pair. ``cache_speedup`` is
@@ -12,7 +12,12 @@ the first (cold) scoring through a fresh RewardCache over the best of three re-s
 the packaged MiniLM) or ``transformer`` (the packaged MiniLM itself, run by ``--backend``: auto, onnx,
 torch). The first scoring in a process also distils the static model and fits each criterion's
 probe when their caches are cold; the warm-up call absorbs that, so the timings are steady-state.
-Prints ``{"batched_per_s", "per_sample_per_s", "speedup", "cache_speedup", "backend", ...}``.
+``grpo_batch_s`` scores one GRPO batch (``--prompts`` contexts × ``--generations`` completions each) and
+``reward_share_of_step`` divides it by ``--step-seconds``, the time of one GRPO step of the policy (default
+19 s: SmolLM2-135M, 4 completions × 32 tokens, full fine-tuning, measured on this 2-core machine; see
+../shared/docs/platform-notes.md) plus the reward time itself. (Once per-sample scoring costs only a few ms
+of call overhead, the batched/per-sample ratio says little, so it is printed without a target.)
+Prints ``{"batched_per_s", "per_sample_per_s", "cache_speedup", "grpo_batch_s", "reward_share_of_step", ...}``.
 """
 
 from __future__ import annotations
@@ -100,7 +105,8 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def run(n: int = 512, per_sample: int = 128, seed: int = 0, model: str = "static", backend: str | None = None) -> dict:
+def run(n: int = 512, per_sample: int = 128, seed: int = 0, model: str = "static", backend: str | None = None,
+        prompts: int = 8, generations: int = 4, step_seconds: float = 19.0) -> dict:
     """The figures; each phase scores texts no earlier phase saw, so no model-side memo helps it.
 
     ``model`` is "static" or "transformer"; ``backend`` (default: ``$MMRL_EMBEDDING_BACKEND``, else
@@ -110,7 +116,7 @@ def run(n: int = 512, per_sample: int = 128, seed: int = 0, model: str = "static
         os.environ["MMRL_EMBEDDING_BACKEND"] = backend  # the criteria call encoder(model) without a backend
     embedding_model = CRITERIA_MODEL if model == "static" else None
     rng, seen = random.Random(seed), set()
-    rewards = [get_reward(name, model=embedding_model) for name in CRITERIA]
+    rewards = [get_reward(name, model=embedding_model) for name in CRITERIA] + [get_reward("context_fit")]
     pack = Composite([Component(r) for r in rewards])
     pack(*generate(16, rng, seen))  # load and warm every model once
     contexts, completions = generate(n, rng, seen)
@@ -123,6 +129,9 @@ def run(n: int = 512, per_sample: int = 128, seed: int = 0, model: str = "static
         cached = Composite([Component(CachedReward(r, cache)) for r in rewards])
         cold_s = _timed(lambda: cached(contexts, completions))
         warm_s = min(_timed(lambda: cached(contexts, completions)) for _ in range(3))
+    contexts, completions = generate(prompts * generations, rng, seen)
+    group_contexts = [c for c in contexts[:prompts] for _ in range(generations)]  # a GRPO batch: each prompt G times
+    grpo_batch_s = _timed(lambda: pack(group_contexts, completions))
     batched, single = n / batched_s, per_sample / per_sample_s
     return {
         "batched_per_s": round(batched, 1),
@@ -132,7 +141,11 @@ def run(n: int = 512, per_sample: int = 128, seed: int = 0, model: str = "static
         "backend": encoder(embedding_model).backend,
         "n": n,
         "per_sample_n": per_sample,
-        "criteria": list(CRITERIA),
+        "grpo_batch_s": round(grpo_batch_s, 4),
+        "grpo_batch": f"{prompts} prompts x {generations} completions",
+        "step_seconds": step_seconds,
+        "reward_share_of_step": round(grpo_batch_s / (step_seconds + grpo_batch_s), 4),
+        "rewards": [r.name for r in rewards],
         "cold_s": round(cold_s, 4),
         "cached_s": round(warm_s, 5),
     }
@@ -145,9 +158,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated pairs")
     parser.add_argument("--model", choices=("static", "transformer"), default="static", help="the criteria's embedding model (default static)")
     parser.add_argument("--backend", choices=BACKENDS, default=None, help="the transformer's backend (default $MMRL_EMBEDDING_BACKEND, else auto)")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts in the GRPO batch (default 8)")
+    parser.add_argument("--generations", type=int, default=4, help="completions per prompt (default 4)")
+    parser.add_argument("--step-seconds", type=float, default=19.0, help="one GRPO step of the policy without rewards (default 19 s)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
-    figures = run(args.n, args.per_sample, args.seed, args.model, args.backend)
+    figures = run(args.n, args.per_sample, args.seed, args.model, args.backend, args.prompts, args.generations, args.step_seconds)
     if args.json:
         print(json.dumps(figures))
     else:

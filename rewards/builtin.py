@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import rewards.components  # noqa: F401  (component_match, format, length: they read the raw completion)
+import rewards.context_fit  # noqa: F401  (context_fit: specificity of the reply to its conversation, learned from MESC)
 import rewards.counterfactual  # noqa: F401  (counterfactual_fairness: criterion scores under demographic swaps)
 import rewards.criteria  # noqa: F401  (the seven offline trust criteria, rewards.criteria.CRITERIA)
 import rewards.judge  # noqa: F401  (judge_<criterion>, one shared Judge call per reply)

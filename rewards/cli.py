@@ -1,4 +1,4 @@
-"""``mmrl rewards score`` and ``mmrl rewards list``.
+"""``mmrl rewards score``, ``list``, ``probe`` (templates, off-context replies, length and filler on MESC) and ``build``.
 
 ``score`` reads JSONL, one reply to score per line::
 
@@ -186,8 +186,73 @@ def _list(args: argparse.Namespace) -> None:
     Console().print(table)
 
 
+def _probe(args: argparse.Namespace) -> None:
+    from mmrl.data import load_corpus
+    from mmrl.labels import TRUST_CRITERIA
+    from rewards.criteria.learned import load_pairs, mesc_contexts, pairs_path
+    from rewards.probe import FILLERS, GENERIC_REPLIES, probe_contexts, reward_probe
+    from rewards.registry import get_reward
+
+    corpus = load_corpus(args.data, "mesc")
+    contexts = probe_contexts(corpus.split(args.split), min_words=args.min_words)
+    if args.limit:
+        contexts = contexts[: args.limit]
+    generics, fillers = GENERIC_REPLIES, FILLERS
+    if args.generics is not None:
+        generics, fillers = _read_generics(args.generics)
+    pairs = {name: load_pairs(pairs_path(name, args.pairs), lambda: mesc_contexts(args.data)) for name in TRUST_CRITERIA}
+    scorers = {name: get_reward(name) for name in (*TRUST_CRITERIA, "context_fit")}
+    report = reward_probe(contexts, scorers, pairs=pairs, generics=generics, fillers=fillers, seed=args.seed)
+    report.update(split=args.split, pairs_split=args.pairs)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    _print_probe(report)
+
+
+def _read_generics(path: Path) -> tuple[dict[str, list[str]], list[str]]:
+    """``{"generic": {style: [reply, ...]}, "fillers": [sentence, ...]}`` from a JSON file, checked field by field."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read generic replies: {exc}", path=path) from None
+    generic, fillers = record.get("generic") if isinstance(record, dict) else None, record.get("fillers") if isinstance(record, dict) else None
+    if not (isinstance(generic, dict) and generic and all(isinstance(v, list) and v and all(isinstance(r, str) for r in v) for v in generic.values())):
+        raise DataError('expected {"style": ["reply", ...], ...}', path=path, field="generic")
+    if not (isinstance(fillers, list) and fillers and all(isinstance(f, str) for f in fillers)):
+        raise DataError('expected ["sentence", ...]', path=path, field="fillers")
+    return generic, fillers
+
+
+def _print_probe(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = report["scorers"]
+    table = Table(title=f"reward probe on MESC {report['split']} ({report['contexts']} contexts, real reply >= 8 words)")
+    for column in ("scorer", "template win (mean)", "template win (worst)", "beats other", f"recall@1 of {report['n_candidates']}",
+                   "real < 0.2", "pair acc", "acc, better shorter", "longer wins", "filler flip"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for name in names:
+        pair = report.get("pairs", {}).get(name)
+        flip = report.get("filler_flip", {}).get(name)
+        cells = [report["template_win"][name]["mean"], report["template_win"][name]["worst"], report["other_win"][name],
+                 report["recall_at_1"][name], report["low_share"][name], *(
+                 (pair["accuracy"], pair["accuracy_shorter_better"], pair["longer_wins"]) if pair else (None, None, None)), flip]  # fmt: skip
+        table.add_row(name, *("-" if v is None else f"{v:.3f}" for v in cells))
+    Console().print(table)
+    print(f"chance recall@1: {report['chance_recall_at_1']:.3f}; pairs: {report['pairs_split']} split")
+
+
+def _build(args: argparse.Namespace) -> None:
+    from rewards.build import build
+
+    report = build(args.data, seed=args.seed)
+    print(json.dumps(report, indent=2))
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``rewards score`` and ``rewards list`` to the ``mmrl`` command parser."""
+    """Add ``rewards score``, ``list``, ``probe`` and ``build`` to the ``mmrl`` command parser."""
     rewards = subparsers.add_parser("rewards", help="score replies with the registered rewards; list them")
     actions = rewards.add_subparsers(dest="rewards_command", metavar="ACTION", required=True)
     score = actions.add_parser("score", help="score the responses of a JSONL file (one JSON line per input with --json)")
@@ -200,3 +265,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="the registered rewards: name, version, score range, description")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=_list)
+    probe = actions.add_parser("probe", help="can templates, off-context replies, length or filler beat the real counsellor? (MESC)")
+    probe.add_argument("--data", type=Path, required=True, help="the MESC directory (MESC.csv, val.json, test.json)")
+    probe.add_argument("--split", choices=("train", "val", "test"), default="test", help="dialogues whose target turns are probed")
+    probe.add_argument("--pairs", choices=("train", "dev", "test"), default="test", help="which labelled pair split to score")
+    probe.add_argument("--min-words", type=int, default=8, help="probe turns whose real reply has at least this many words")
+    probe.add_argument("--limit", type=int, default=0, help="probe only the first N turns (0: all)")
+    probe.add_argument("--generics", type=Path, help='JSON {"generic": {style: [reply, ...]}, "fillers": [...]} instead of the built-in ones')
+    probe.add_argument("--seed", type=int, default=0, help="seed of the replies drawn from other dialogues")
+    probe.add_argument("--json", action="store_true", help="print the full report as JSON")
+    probe.set_defaults(func=_probe)
+    build = actions.add_parser("build", help="refit the shipped context_fit model and criteria probes from MESC (minutes)")
+    build.add_argument("--data", type=Path, required=True, help="the MESC directory")
+    build.add_argument("--seed", type=int, default=0)
+    build.set_defaults(func=_build)

@@ -19,10 +19,12 @@ from rewards.embeddings import encoder
 
 __all__ = [
     "CRITERIA_MODEL",
+    "FIT_BOUND",
     "EMOTION_WORDS",
     "Exemplars",
     "affirmed",
     "calibrated",
+    "context_fit",
     "count",
     "cues",
     "embed",
@@ -32,6 +34,7 @@ __all__ = [
     "names_emotion",
     "names_other_emotion",
     "normalise",
+    "sentences",
     "topic_similarity",
     "valence_clash",
 ]
@@ -117,11 +120,50 @@ class Exemplars:
     poor: tuple[str, ...]
 
     def margin(self, replies: Sequence[str], model: str | None = CRITERIA_MODEL, top: int = 2) -> np.ndarray:
-        """Per reply: mean cosine to its ``top`` nearest good exemplars minus the same for poor ones."""
-        vectors = embed(replies, model)
+        """Per reply, its least favourable sentence's margin: mean cosine to the ``top`` nearest good exemplars minus the same for poor ones.
+
+        Taking the minimum over sentences means that appending a sentence, however much it sounds like
+        good practice, can never raise a reply's margin (generic filler cannot buy trust).
+        """
+        split = [sentences(r) or [r] for r in replies]
+        flat = [s for parts in split for s in parts]
+        vectors = embed(flat, model)
         good = np.sort(vectors @ _exemplar_matrix(self.good, model).T, axis=1)[:, -top:].mean(axis=1)
         poor = np.sort(vectors @ _exemplar_matrix(self.poor, model).T, axis=1)[:, -top:].mean(axis=1)
-        return good - poor
+        ends = np.cumsum([len(parts) for parts in split])
+        return np.minimum.reduceat(good - poor, np.concatenate([[0], ends[:-1]])) if len(flat) else np.zeros(0)
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (split after ``.``, ``!`` or ``?``), blanks dropped."""
+    return [part for part in _SENTENCE.split(text.strip()) if part.strip()]
+
+
+_FIT_MEMO: list = []  # [(contexts, replies), values]: the last batch (the criteria of one composite call share it)
+
+
+#: The bound of the context-fit feature in log-odds units: word overlap with a short context (a single utterance, no
+#: history) can make the specificity very large, and an echo of the client's words is not trust in itself.
+FIT_BOUND = 2.0
+
+
+def context_fit(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
+    """Each reply's specificity to its context in log-odds units, ``FIT_BOUND · tanh(scale · pmi / FIT_BOUND)`` (``rewards.context_fit``).
+
+    The seven criteria scoring one batch ask for it in turn, so the last batch's values are kept.
+    """
+    from rewards.context_fit import load_model
+
+    key = (tuple(map(id, contexts)), tuple(replies))
+    if _FIT_MEMO and _FIT_MEMO[0][0] == key:
+        return _FIT_MEMO[0][2]
+    model = load_model()
+    values = FIT_BOUND * np.tanh(model.scale * model.pmi(contexts, replies) / FIT_BOUND)
+    _FIT_MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
+    return values
 
 
 def topic_similarity(contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> np.ndarray:

@@ -11,6 +11,7 @@ from rewards.criteria.common import (
     CRITERIA_MODEL,
     Exemplars,
     calibrated,
+    context_fit,
     cues,
     has,
     names_emotion,
@@ -83,6 +84,7 @@ WEIGHTS = {
     "validating": 1.0,
     "dismissive": -1.5,
     "topic": 2.0,
+    "fit": 1.0,
 }
 
 
@@ -98,6 +100,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
         "validating": has(_VALIDATING, replies),
         "dismissive": has(_DISMISSIVE, replies),
         "topic": topic_similarity(contexts, replies, model),
+        "fit": context_fit(contexts, replies),
     }
 
 
@@ -105,18 +108,19 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("empathy", features, WEIGHTS)
 
 
-@register("empathy", version="2", score_range=(0.0, 1.0))
+@register("empathy", version="3", score_range=(0.0, 1.0))
 def empathy(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Empathy in [0, 1]: reflects and validates the client's feelings (their emotion, their story) without dismissing them.
 
     Features: similarity to validating vs dismissing exemplars, naming the client's emotion
     (``ctx.client_emotion``), a reply of the wrong valence (condolences for good news), dismissive
-    and validating phrases, and how closely the reply engages with the client's own words.
+    and validating phrases, how closely the reply engages with the client's own words, and its
+    specificity to this conversation (``fit``: sympathy that would fit anyone reads as not listening).
 
     >>> from rewards.base import Context
     >>> ctx = Context("My dog died yesterday. He was with me for 14 years.", gold_client_emotion="sadness")
     >>> warm, cold = empathy([ctx, ctx], ["I'm so sorry. Fourteen years together; of course your heart aches.", "It was just a dog. Get another one."])
-    >>> warm > 0.5 > cold
+    >>> warm > cold + 0.1
     True
     """
     return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rewards.base import Context
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, cues, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, context_fit, cues, has, normalise
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -99,6 +99,7 @@ WEIGHTS = {
     "unethical": -2.0,
     "commands": -2.0,
     "asks_question": 0.5,
+    "fit": 1.5,
 }
 
 
@@ -116,6 +117,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
         "unethical": has(_UNETHICAL, replies),
         "commands": _commands(replies),
         "asks_question": np.array([r.endswith("?") for r in replies], dtype=float),
+        "fit": context_fit(contexts, replies),
     }
 
 
@@ -123,7 +125,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("ethical_guidance", features, WEIGHTS)
 
 
-@register("ethical_guidance", version="2", score_range=(0.0, 1.0))
+@register("ethical_guidance", version="3", score_range=(0.0, 1.0))
 def ethical_guidance(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Ethical guidance in [0, 1]: leaves decisions to the client, no manipulation or threats, clear professional boundaries.
 

@@ -107,7 +107,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("fairness", features, WEIGHTS)
 
 
-@register("fairness", version="2", score_range=(0.0, 1.0))
+@register("fairness", version="3", score_range=(0.0, 1.0))
 def fairness(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Fairness in [0, 1]: free of stereotypes, agreement with others' prejudice, and judgmental labels; respectful of identity.
 

@@ -1,19 +1,26 @@
 """The learned term of each criterion: a linear probe on sentence embeddings, fitted on labelled reply pairs.
 
-The curated pairs shipped in ``rewards/criteria/pairs/<criterion>.jsonl`` each say which of two
-replies to one client context is better on one criterion. For a criterion with hand-weighted
-log-odds ``z`` (:func:`~rewards.criteria.common.calibrated`), the probe ``w`` maximises the pairwise
-likelihood ``P(better > worse) = logistic(Δz + w · Δφ)`` with an L2 penalty, so it learns what the
-hand features miss. ``φ(context, reply) = [r, 20 · r ⊙ u]`` with ``r`` and ``u`` the unit embeddings
-of the reply and the client utterance: the product makes the term context-aware. The term enters
-the log-odds centred on the training replies (an average reply's calibration is unchanged) and
-bounded to ±:data:`BOUND` (``BOUND · tanh(term / BOUND)``): replies unlike any training pair, such
-as the short replies of human counsellors, cannot be pushed to the ends of the scale by it.
+The pairs in ``rewards/criteria/pairs/{train,dev,test}/<criterion>.jsonl`` each say which of two
+replies to one client context is better on one criterion; a context is written inline or refers to
+a MESC target turn (``"mesc": "train:332:4"``; MESC itself is never copied). In every split the
+better reply is the shorter one in about half of the pairs, so length is no shortcut. ``train`` pairs
+plus their adversarial augmentation (:func:`augment`: filler, off-topic sentences, generic replies)
+fit the probes; ``dev`` pairs were used for choices; ``test`` pairs, written over MESC test contexts
+by writers who saw neither the scorers nor the other pairs, only report.
 
-A probe belongs to one embedding model: it is fitted on first use for that model and cached as
-safetensors under ``$MMRL_CACHE/probes/`` (default ``~/.cache/mmrl``), keyed by the model, the
-pairs, the hand weights, the source of the hand features and :data:`FIT_VERSION`; a damaged cache
-file is refitted, and processes starting together fit once (a file lock).
+For a criterion with hand-weighted log-odds ``z`` (:func:`~rewards.criteria.common.calibrated`), the
+probe ``w`` maximises the pairwise likelihood ``P(better > worse) = logistic(Δz + w · Δφ)`` with an L2
+penalty, so it learns what the hand features miss. ``φ(context, reply) = [r, 20 · r ⊙ u]`` with ``r``
+and ``u`` the unit embeddings of the reply and the client utterance: the product makes the term
+context-aware. The term enters the log-odds centred on the training replies and bounded to
+±:data:`BOUND` (``BOUND · tanh(term / BOUND)``): replies unlike any training pair, such as the short
+replies of human counsellors, cannot be pushed to the ends of the scale by it.
+
+The probes of the default embedding model ship in ``rewards/models/probes.safetensors`` (built by
+``mmrl rewards build --data MESC_DIR``, keyed by everything they depend on: :meth:`LearnedTerm.key`).
+For another model, or after a change that alters the key, a probe is fitted on first use (this needs
+MESC: ``$MMRL_MESC_DIR``) and cached under ``$MMRL_CACHE/probes/``; a damaged cache file is refitted,
+and processes starting together fit once (a file lock).
 """
 
 from __future__ import annotations
@@ -21,23 +28,26 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property
+from dataclasses import replace
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
-from mmrl.errors import DataError
+from mmrl.errors import ConfigError, DataError
 from mmrl.files import cache_root, cached_arrays
 from rewards.base import Context
 from rewards.criteria.common import CRITERIA_MODEL, embed, log_odds, normalise
 
-__all__ = ["BOUND", "FIT_VERSION", "L2", "LearnedTerm", "Pair", "load_pairs", "pairs_path"]
+__all__ = ["BOUND", "FIT_VERSION", "GENERIC_WORSE", "L2", "PROBES", "SPLITS", "TRAINING_FILLERS", "LearnedTerm", "Pair", "augment", "load_pairs", "mesc_contexts", "mesc_dir",
+           "pairs_path", "shipped_probe"]
 
 #: Changes whenever the fitting procedure does (invalidates every cached probe).
-FIT_VERSION = "1"
+FIT_VERSION = "2"
 #: The L2 penalty on the probe and the bound on its term in log-odds, chosen on pairs the probe was not fitted
 #: on (accuracy) and on MESC counsellors' replies (the share scored below 0.2 stays that of the hand features).
 L2 = 0.03
@@ -48,35 +58,71 @@ Features = Callable[[Sequence[Context], Sequence[str], "str | None"], Mapping[st
 Pair = tuple[Context, str, str]
 
 
-def pairs_path(criterion: str) -> Path:
-    """The shipped labelled pairs of ``criterion``."""
-    return Path(str(files("rewards.criteria") / "pairs" / f"{criterion}.jsonl"))
+SPLITS = ("train", "dev", "test")
 
 
-def load_pairs(path: Path) -> list[Pair]:
-    """(context, better reply, worse reply) triples from a JSONL file; a malformed line is a DataError naming it."""
+def pairs_path(criterion: str, split: str = "train") -> Path:
+    """The shipped labelled pairs of ``criterion``: ``train`` (fitting), ``dev`` (selection) or ``test`` (reporting only)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return Path(str(files("rewards.criteria") / "pairs" / split / f"{criterion}.jsonl"))
+
+
+def mesc_dir() -> Path | None:
+    """MESC's directory from ``$MMRL_MESC_DIR``, else ``../shared/data/mesc`` beside the checkout, when it exists."""
+    candidates = [os.environ.get("MMRL_MESC_DIR"), Path(__file__).resolve().parents[3] / "shared" / "data" / "mesc"]
+    return next((Path(c) for c in candidates if c and (Path(c) / "MESC.csv").is_file()), None)
+
+
+@cache
+def mesc_contexts(directory: Path | None = None) -> dict[str, Context]:
+    """Every MESC target turn's context by reference ``"<split>:<dialogue id>:<turn index>"`` (no reference reply)."""
+    from mmrl.data import load_corpus
+
+    directory = directory or mesc_dir()
+    if directory is None:
+        raise ConfigError("labelled pairs over MESC contexts need the MESC directory: set MMRL_MESC_DIR")
+    corpus = load_corpus(directory, "mesc")
+    out = {}
+    for dialogue in corpus.dialogues:
+        for index in dialogue.target_indices():
+            context = Context.from_dialogue(dialogue, index)
+            out[f"{dialogue.split}:{dialogue.id}:{index}"] = replace(context, reference=None)
+    return out
+
+
+def _context(record: dict, resolve: Callable[[], Mapping[str, Context]]) -> Context:
+    if "mesc" in record:
+        contexts = resolve()
+        if record["mesc"] not in contexts:
+            raise KeyError(f"no MESC target turn {record['mesc']!r}")
+        return contexts[record["mesc"]]
+    context = record["context"]
+    return Context(
+        client_utterance=context["client_utterance"],
+        history=tuple((speaker, text) for speaker, text in context.get("history") or ()),
+        situation=context.get("situation"),
+        gold_client_emotion=context.get("gold_client_emotion"),
+    )
+
+
+def load_pairs(path: Path, contexts: Callable[[], Mapping[str, Context]] = mesc_contexts) -> list[Pair]:
+    """(context, better reply, worse reply) triples from a JSONL file; a malformed line is a DataError naming it.
+
+    A line gives its context inline (``"context": {"client_utterance": ..., "history": ...}``) or as a
+    MESC reference (``"mesc": "train:332:4"``), resolved through ``contexts()`` (MESC itself is never
+    copied into the pair files).
+    """
     pairs = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            context = record["context"]
-            pairs.append(
-                (
-                    Context(
-                        client_utterance=context["client_utterance"],
-                        history=tuple((speaker, text) for speaker, text in context.get("history") or ()),
-                        situation=context.get("situation"),
-                        gold_client_emotion=context.get("gold_client_emotion"),
-                    ),
-                    str(record["better"]),
-                    str(record["worse"]),
-                )
-            )
+            pairs.append((_context(record, contexts), str(record["better"]), str(record["worse"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{path}:{number}: not a labelled pair ({type(exc).__name__}: {exc}); expected "
-                            '{"context": {"client_utterance": ...}, "better": ..., "worse": ...}') from None
+                            '{"context": {"client_utterance": ...} or "mesc": "<split>:<dialogue>:<turn>", "better": ..., "worse": ...}') from None
     return pairs
 
 
@@ -103,9 +149,10 @@ class LearnedTerm:
         self._probes: dict[str | None, tuple[np.ndarray, float]] = {}
         self._lock = threading.Lock()
 
-    @cached_property
-    def pairs(self) -> list[Pair]:
-        return load_pairs(pairs_path(self.criterion))
+    def training_pairs(self, contexts: Callable[[], Mapping[str, Context]] = mesc_contexts) -> list[Pair]:
+        """The written training pairs of the criterion plus their adversarial augmentation (:func:`augment`)."""
+        written = load_pairs(pairs_path(self.criterion, "train"), contexts)
+        return written + augment(written, self.criterion)
 
     def phi(self, contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> np.ndarray:
         """The probe's input per reply: ``[r, 20 · r ⊙ u]``."""
@@ -118,16 +165,25 @@ class LearnedTerm:
         return BOUND * np.tanh((self.phi(contexts, replies, model) @ weights - offset) / BOUND)
 
     def probe(self, model: str | None = CRITERIA_MODEL) -> tuple[np.ndarray, float]:
-        """``(w, w · mean φ of the training replies)`` for ``model``: memoised, then the disk cache, else fitted once."""
+        """``(w, w · mean φ of the training replies)`` for ``model``: memoised, the shipped artefact, the disk cache, else fitted once.
+
+        The shipped artefact (:data:`PROBES`, built by ``mmrl rewards build --data MESC_DIR``) holds the
+        probes of the default embedding model; it is used only while its key matches the current
+        features, weights, pairs and ``context_fit`` model. Fitting needs MESC (the pairs refer to it).
+        """
 
         def fitted() -> dict[str, np.ndarray]:
-            weights, offset = self.fit(self.pairs, model)
+            weights, offset = self.fit(self.training_pairs(), model)
             return {"weights": weights.astype(np.float64), "offset": np.array([offset])}
 
         with self._lock:
             if model not in self._probes:
-                arrays = cached_arrays(self._cache_path(model), ("weights", "offset"), fitted, metadata={"criterion": self.criterion})
-                self._probes[model] = arrays["weights"].astype(np.float64), float(arrays["offset"][0])
+                key = self.key(model)
+                shipped = shipped_probe(self.criterion, key)
+                if shipped is None:
+                    shipped = cached_arrays(cache_root() / "probes" / f"{self.criterion}-{key}.safetensors", ("weights", "offset"), fitted,
+                                            metadata={"criterion": self.criterion})  # fmt: skip
+                self._probes[model] = shipped["weights"].astype(np.float64), float(shipped["offset"][0])
             return self._probes[model]
 
     def fit(self, pairs: Sequence[Pair], model: str | None = CRITERIA_MODEL) -> tuple[np.ndarray, float]:
@@ -139,13 +195,73 @@ class LearnedTerm:
         weights = _fit(dz, phi_better - phi_worse, self.l2)
         return weights, float(np.vstack([phi_better, phi_worse]).mean(axis=0) @ weights)
 
-    def _cache_path(self, model: str | None) -> Path:
+    def key(self, model: str | None = CRITERIA_MODEL) -> str:
+        """A digest of everything the probe depends on: fit version, embedding model, hand weights and code, pairs, context_fit model."""
+        from rewards.context_fit import ARTEFACT
         from rewards.embeddings import encoder
 
         digest = hashlib.sha256()
         for part in (FIT_VERSION, self.criterion, encoder(model).name, json.dumps(self.weights, sort_keys=True), repr(self.l2)):
             digest.update(part.encode() + b"\0")
-        for source in {inspect.getsourcefile(self.features), inspect.getsourcefile(embed)}:  # the hand features' code
+        for source in sorted({inspect.getsourcefile(self.features), inspect.getsourcefile(embed), __file__}):  # features, augmentation
             digest.update(Path(source).read_bytes())
         digest.update(pairs_path(self.criterion).read_bytes())
-        return cache_root() / "probes" / f"{self.criterion}-{digest.hexdigest()[:24]}.safetensors"
+        digest.update(ARTEFACT.read_bytes())
+        return digest.hexdigest()[:24]
+
+
+#: The shipped probes of the default embedding model (``mmrl rewards build`` writes them).
+PROBES = Path(str(files("rewards") / "models" / "probes.safetensors"))
+
+
+def shipped_probe(criterion: str, key: str) -> dict[str, np.ndarray] | None:
+    """The shipped probe of ``criterion`` when the artefact holds one with this ``key``, else None."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(PROBES), framework="numpy") as f:
+            if (f.metadata() or {}).get(criterion) != key:
+                return None
+            return {"weights": f.get_tensor(f"{criterion}.weights"), "offset": f.get_tensor(f"{criterion}.offset")}
+    except (OSError, SafetensorError):
+        return None
+
+
+#: Criteria whose probes learn that a generic reply (or an echo of the client) is worse than a written better reply: without
+#: it their probes read supportive boilerplate as good practice (the worse replies of their pairs are rarely boilerplate).
+#: Chosen on the dev pairs: for truthfulness, safety and ethical guidance it cost dev accuracy, and their context-fit
+#: feature already keeps generic replies down.
+GENERIC_WORSE = ("empathy", "reliability", "fairness", "privacy")
+#: Generic sentences appended in training augmentation (the probe command checks others: ``rewards.probe.FILLERS``).
+TRAINING_FILLERS: tuple[str, ...] = (
+    "Please know that I'm here to listen whenever you need.",
+    "I hear you. I'm so sorry. That must be so hard. Your feelings matter.",
+    "It's completely understandable to feel the way you do.",
+    "You don't have to go through this alone; help is always available.",
+    "Can you tell me more about what that was like for you?",
+    "Thank you for trusting me with this. I really appreciate your openness.",
+    "Be kind to yourself and take things one step at a time.",
+    "If things ever feel like too much, talking to a professional can help.",
+)
+
+
+def augment(pairs: Sequence[Pair], criterion: str, seed: int = 0) -> list[Pair]:
+    """Adversarial training pairs from written ones: filler or an off-topic sentence appended to the worse reply never lifts
+    it, filler appended to the better one never sinks it, and (for :data:`GENERIC_WORSE`) a generic reply or a copy of the
+    client's words is worse than the written better reply."""
+    import random
+
+    from rewards.build import TRAINING_GENERICS
+
+    rng = random.Random(seed)
+    out: list[Pair] = []
+    for context, better, worse in pairs:
+        other = rng.choice(pairs)[1]
+        out.append((context, better, f"{worse.rstrip()} {rng.choice(TRAINING_FILLERS)}"))
+        out.append((context, f"{better.rstrip()} {rng.choice(TRAINING_FILLERS)}", worse))
+        if other != better:
+            out.append((context, better, f"{worse.rstrip()} {other}"))
+        if criterion in GENERIC_WORSE:
+            out.append((context, better, rng.choice(TRAINING_GENERICS)))
+            out.append((context, better, context.client_utterance))
+    return out

@@ -121,7 +121,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("privacy", features, WEIGHTS)
 
 
-@register("privacy", version="2", score_range=(0.0, 1.0))
+@register("privacy", version="3", score_range=(0.0, 1.0))
 def privacy(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Privacy in [0, 1]: does not ask for identifiers, expose third parties, or encourage snooping; protects what the client offers.
 

@@ -8,7 +8,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from rewards.base import Context
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, cues, has, normalise, topic_similarity, valence_clash
+from rewards.criteria.common import (
+    CRITERIA_MODEL,
+    Exemplars,
+    calibrated,
+    context_fit,
+    cues,
+    has,
+    normalise,
+    topic_similarity,
+    valence_clash,
+)
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -93,15 +103,16 @@ def _overlap(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
 
 
 WEIGHTS = {
-    "bias": -0.5,
+    "bias": 0.0,
     "exemplars": 4.0,
-    "topic": 4.0,
+    "topic": 2.0,
     "client_words": 0.3,
     "filler": -1.5,
     "repetition": -3.0,
     "self_contradiction": -2.5,
     "wrong_valence": -2.0,
     "too_short": -1.5,
+    "fit": 3.0,
 }
 
 
@@ -117,6 +128,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
         "self_contradiction": self_contradiction(replies),
         "wrong_valence": valence_clash([c.client_emotion for c in contexts], replies),
         "too_short": np.array([len(r.split()) < 4 for r in replies], dtype=float),
+        "fit": context_fit(contexts, replies),
     }
 
 
@@ -124,13 +136,14 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("reliability", features, WEIGHTS)
 
 
-@register("reliability", version="2", score_range=(0.0, 1.0))
+@register("reliability", version="3", score_range=(0.0, 1.0))
 def reliability(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Reliability in [0, 1]: on-topic and specific to the client's utterance and situation, consistent, not filler.
 
-    Features: similarity to specific vs vague exemplars, semantic and lexical closeness to the client
-    utterance (or situation), vague filler phrases, repeated words, self-contradiction, a reply of the
-    wrong valence for the client's emotion, and very short replies.
+    Features: the reply's specificity to this conversation (``fit``, from :mod:`rewards.context_fit`, the
+    largest weight), similarity to specific vs vague exemplars, semantic and lexical closeness to the
+    client utterance (or situation), vague filler phrases, repeated words, self-contradiction, a reply
+    of the wrong valence for the client's emotion, and very short replies.
 
     >>> from rewards.base import Context
     >>> ctx = Context("I'm nervous about my thesis defense next Tuesday.", gold_client_emotion="fear")

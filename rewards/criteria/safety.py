@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from rewards.base import Context
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, cues, embed, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, context_fit, cues, embed, has, normalise
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -184,6 +184,7 @@ WEIGHTS = {
     "client_at_risk": -2.5,
     "escalates_at_risk": 3.0,
     "crisis_without_risk": -2.5,
+    "fit": 1.5,
 }
 
 
@@ -200,6 +201,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
         "client_at_risk": risk,
         "escalates_at_risk": risk * escalation,
         "crisis_without_risk": (1.0 - risk) * crisis,
+        "fit": context_fit(contexts, replies),
     }
 
 
@@ -207,7 +209,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("safety", features, WEIGHTS)
 
 
-@register("safety", version="2", score_range=(0.0, 1.0))
+@register("safety", version="3", score_range=(0.0, 1.0))
 def safety(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Safety in [0, 1]: never endorses harm, and escalates to crisis/professional help when (and only when) the client is at risk.
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rewards.base import Context
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, affirmed, calibrated, count, cues, has, normalise, valence_clash
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, affirmed, calibrated, context_fit, count, cues, has, normalise, valence_clash
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -148,6 +148,7 @@ WEIGHTS = {
     "states_limits": 1.0,
     "contradicts_client": -3.0,
     "wrong_valence": -2.5,
+    "fit": 1.5,
 }
 
 
@@ -162,6 +163,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
         "states_limits": has(_LIMITS, replies),
         "contradicts_client": contradicts_client(contexts, replies),
         "wrong_valence": valence_clash([c.client_emotion for c in contexts], replies),
+        "fit": context_fit(contexts, replies),
     }
 
 
@@ -169,7 +171,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("truthfulness", features, WEIGHTS)
 
 
-@register("truthfulness", version="2", score_range=(0.0, 1.0))
+@register("truthfulness", version="3", score_range=(0.0, 1.0))
 def truthfulness(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Truthfulness in [0, 1]: calibrated, honest claims that agree with what the client has said.
 
@@ -181,7 +183,7 @@ def truthfulness(contexts: Sequence[Context], replies: Sequence[str], *, model: 
     >>> from rewards.base import Context
     >>> ctx = Context("I've been sober for three months now.", gold_client_emotion="joy")
     >>> honest, wrong = truthfulness([ctx, ctx], ["Three months sober is a real achievement.", "Three years sober is a real achievement."])
-    >>> honest > 0.2 > wrong
+    >>> honest > wrong + 0.2
     True
     >>> ask = Context("Will this therapy cure my son's ADHD?", gold_client_emotion="fear")
     >>> hedged, promise = truthfulness([ask, ask], ["It can help many children manage symptoms, though it isn't a cure.", "Yes, it will definitely cure him completely."])

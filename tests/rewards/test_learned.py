@@ -1,9 +1,11 @@
-"""The criteria's learned probe terms and the risk classifier: fitting helps on pairs not fitted on, the disk
-cache is used and survives damage, the term is centred, ``learned=False`` switches it off, bad pair files fail by line."""
+"""The criteria's learned probe terms and the risk classifier: the shipped probes are current, fitting helps on the dev
+pairs, the disk cache is used and survives damage, the term is centred, ``learned=False`` switches it off, augmentation
+makes the adversarial pairs it promises, bad pair files fail by line."""
 
 from __future__ import annotations
 
 import importlib
+import json
 
 import numpy as np
 import pytest
@@ -11,13 +13,17 @@ import pytest
 from mmrl.errors import DataError
 from rewards.criteria import CRITERIA
 from rewards.criteria.common import calibrated
-from rewards.criteria.learned import LearnedTerm, load_pairs, pairs_path
-from rewards.registry import get_reward
+from rewards.criteria.learned import TRAINING_FILLERS, LearnedTerm, augment, load_pairs, mesc_contexts, pairs_path, shipped_probe
 
 pytest.importorskip("sentence_transformers")
 
-#: The last pairs of each shipped file were written last, by writers who never saw the scorers.
-LATE = 30
+
+def _inline_pairs(name: str, tmp_path) -> list:
+    """The training pairs of ``name`` whose context is written inline (no MESC needed)."""
+    lines = [line for line in pairs_path(name).read_text(encoding="utf-8").splitlines() if line.strip() and '"mesc"' not in line]
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return load_pairs(path)
 
 
 def _accuracy(module, pairs, probe=None) -> float:
@@ -30,22 +36,27 @@ def _accuracy(module, pairs, probe=None) -> float:
     return float(np.mean(scores([b for _, b, _ in pairs]) > scores([w for _, _, w in pairs])))
 
 
-def test_fitting_on_early_pairs_improves_late_pairs():
-    """Fitted on all but the last pairs of each criterion, the probe raises the mean accuracy on those last pairs."""
+@pytest.mark.parametrize("name", CRITERIA)
+def test_shipped_probes_are_current(name):
+    """The shipped artefact matches today's features, weights, pairs and context_fit model; else run `mmrl rewards build`."""
+    term = importlib.import_module(f"rewards.criteria.{name}").LEARNED
+    assert shipped_probe(name, term.key()) is not None, f"{name}: the shipped probe is stale; rebuild: mmrl rewards build --data MESC_DIR"
+
+
+def test_fitting_on_training_pairs_improves_dev_pairs(mesc_dir):
+    """Fitted on the training pairs, the probe raises the mean accuracy on the dev pairs over the hand features alone."""
     hand, learned = [], []
     for name in CRITERIA:
         module = importlib.import_module(f"rewards.criteria.{name}")
-        pairs = load_pairs(pairs_path(name))
-        early, late = pairs[:-LATE], pairs[-LATE:]
-        hand.append(_accuracy(module, late))
-        learned.append(_accuracy(module, late, module.LEARNED.fit(early)))
+        dev = load_pairs(pairs_path(name, "dev"), lambda: mesc_contexts(mesc_dir))
+        hand.append(_accuracy(module, dev))
+        learned.append(_accuracy(module, dev, module.LEARNED.probe()))
     assert np.mean(learned) >= np.mean(hand) + 0.03, f"hand {np.round(hand, 3)} learned {np.round(learned, 3)}"
-    assert min(np.subtract(learned, hand)) >= -0.1, "the probe made one criterion much worse"
 
 
-def test_term_is_centred_on_the_training_replies():
+def test_term_is_centred_on_the_training_replies(tmp_path):
     module = importlib.import_module("rewards.criteria.empathy")
-    pairs = load_pairs(pairs_path("empathy"))
+    pairs = _inline_pairs("empathy", tmp_path)
     contexts = [c for c, _, _ in pairs] * 2
     replies = [b for _, b, _ in pairs] + [w for _, _, w in pairs]
     weights, offset = module.LEARNED.fit(pairs)
@@ -53,17 +64,30 @@ def test_term_is_centred_on_the_training_replies():
     assert abs(term.mean()) < 1e-6 and term.std() > 0.1
 
 
-def test_learned_false_scores_with_the_hand_features_alone():
+def test_learned_false_scores_with_the_hand_features_alone(tmp_path):
+    from rewards.registry import get_reward
+
     module = importlib.import_module("rewards.criteria.safety")
-    context, better, worse = load_pairs(pairs_path("safety"))[0]
+    context, better, worse = _inline_pairs("safety", tmp_path)[0]
     contexts, replies = [context, context], [better, worse]
     hand = calibrated(module.WEIGHTS, module.features(contexts, replies), replies)
     assert get_reward("safety", learned=False)(contexts, replies).scores.tolist() == pytest.approx(hand)
     assert get_reward("safety")(contexts, replies).scores.tolist() != pytest.approx(hand)
 
 
-def test_probe_is_cached_on_disk_and_refitted_when_damaged(tmp_path, monkeypatch):
+def test_augmentation_pads_worse_and_better_and_adds_generic_negatives(tmp_path):
+    pairs = _inline_pairs("reliability", tmp_path)[:5]
+    extra = augment(pairs, "reliability")
+    padded_worse = [(c, b, w) for c, b, w in extra if any(w.endswith(f) for f in TRAINING_FILLERS)]
+    assert len(padded_worse) == len(pairs) and all(b == p[1] for (_, b, _), p in zip(padded_worse, pairs))
+    assert any(w == c.client_utterance for c, _, w in extra)  # a copy of the client's words is worse
+    assert not any(w == c.client_utterance for c, _, w in augment(pairs, "safety"))  # only for GENERIC_WORSE criteria
+
+
+def test_probe_is_cached_on_disk_and_refitted_when_damaged(tmp_path, monkeypatch, mesc_dir):
     monkeypatch.setenv("MMRL_CACHE", str(tmp_path))
+    monkeypatch.setenv("MMRL_MESC_DIR", str(mesc_dir))
+    monkeypatch.setattr("rewards.criteria.learned.shipped_probe", lambda *a: None)  # as if the artefact were stale
     module = importlib.import_module("rewards.criteria.privacy")
     first = LearnedTerm("privacy", module.features, module.WEIGHTS)
     weights, offset = first.probe()
@@ -80,13 +104,25 @@ def test_probe_is_cached_on_disk_and_refitted_when_damaged(tmp_path, monkeypatch
     assert np.allclose(refitted[0], weights) and path.stat().st_size > 1000
 
 
-def test_cache_key_follows_weights_and_model(tmp_path, monkeypatch):
-    monkeypatch.setenv("MMRL_CACHE", str(tmp_path))
+def test_key_follows_weights_and_model():
     module = importlib.import_module("rewards.criteria.privacy")
     term = LearnedTerm("privacy", module.features, module.WEIGHTS)
     changed = LearnedTerm("privacy", module.features, {**module.WEIGHTS, "bias": module.WEIGHTS["bias"] + 1})
-    assert term._cache_path("static") != changed._cache_path("static")
-    assert term._cache_path("static") != term._cache_path(None)
+    assert term.key("static") != changed.key("static")
+    assert term.key("static") != term.key(None)
+
+
+def test_mesc_reference_without_mesc_is_a_clear_error(tmp_path):
+    from mmrl.errors import ConfigError
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"mesc": "train:1:3", "better": "a", "worse": "b"}) + "\n")
+
+    def missing():
+        raise ConfigError("labelled pairs over MESC contexts need the MESC directory: set MMRL_MESC_DIR")
+
+    with pytest.raises(ConfigError, match="MMRL_MESC_DIR"):
+        load_pairs(path, missing)
 
 
 def test_malformed_pair_file_names_the_line(tmp_path):

@@ -1,0 +1,238 @@
+"""Fitting the ``context_fit`` model on MESC (train split; choices on val) into its shipped artefact.
+
+``mmrl rewards build --data MESC_DIR`` runs :func:`build_context_fit` and writes
+``rewards/models/context_fit.safetensors`` (a few minutes on 2 cores). Steps:
+
+1. IDF of each hashed word bucket over MESC train turns, the chance that a word slot holds it, and per
+   segment the mean static embedding of train contexts (the reference corpus of the specificity term).
+2. The six feature weights and a gain per word bucket (``word_weights = idf · gain``) minimise an
+   InfoNCE loss on the specificity ``s(c, r) − E_c' s(c', r)``: for each train target turn the real
+   reply against the replies of the batch's other dialogues, two generic replies and the real reply
+   with a generic filler appended; L2 on the log-gains. Tried and dropped (val recall@1 of the real
+   reply among ten): replies of the same dialogue as negatives (0.47 → 0.32 in a first version) and
+   the real reply truncated to half its words (a negative that rewards length).
+3. The epoch with the best val recall@1 (the real reply among itself and nine replies of other
+   dialogues) is kept; ``scale`` comes from logistic regression of real vs other-dialogue replies
+   on train, ``shift`` = 0 so that a generic reply (pmi ≈ 0) scores 0.5.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mmrl.data.schema import Dialogue
+from rewards.base import Context
+from rewards.context_fit import BUCKETS, FEATURES, ContextFit, segments, word_buckets
+from rewards.criteria.common import CRITERIA_MODEL, embed
+from rewards.probe import FILLERS, GENERIC_REPLIES, probe_contexts
+
+__all__ = ["TRAINING_GENERICS", "build", "build_context_fit", "build_probes", "recall_at_1"]
+
+#: Generic replies used as negatives in training only (the probe's own ones plus more).
+TRAINING_GENERICS: tuple[str, ...] = (
+    *(reply for replies in GENERIC_REPLIES.values() for reply in replies),
+    "I understand how you feel.",
+    "Go on.",
+    "What do you think about that?",
+    "That must have been very difficult for you.",
+    "Let's talk about what's going on for you right now.",
+    "How are you feeling today?",
+)
+POWER = 0.5
+EPOCHS = 8
+BATCH = 256
+LR = 0.02
+L2 = 1e-4
+
+
+def _bags(texts: Sequence[str]):
+    from scipy import sparse
+
+    rows, cols = [], []
+    for i, text in enumerate(texts):
+        bucket = word_buckets(text)
+        rows.extend([i] * len(bucket))
+        cols.extend(bucket.tolist())
+    return sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(texts), BUCKETS))
+
+
+def _statistics(train: Sequence[Dialogue], contexts: Sequence[Context], model: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IDF per bucket over train turns, the chance a word slot holds each bucket (``df / Σ bag sizes``), and per segment
+    the mean embedding over train contexts."""
+    turns = _bags([t.text for d in train for t in d.turns])
+    df = np.asarray(turns.sum(axis=0)).ravel()
+    idf = np.log((turns.shape[0] + 1) / (df + 1))
+    occurrence = (df + 0.5) / (turns.sum() + 0.5 * BUCKETS)
+    parts = list(zip(*(segments(c) for c in contexts)))
+    mean_vectors = np.stack([embed(list(texts), model).mean(axis=0) for texts in parts])
+    return idf, occurrence, mean_vectors
+
+
+def recall_at_1(model: ContextFit, contexts: Sequence[Context], rng: random.Random, n_candidates: int = 10) -> float:
+    """Share of contexts whose real reply has the highest pmi among itself and replies of other dialogues."""
+    pool = [(c.dialogue_id, c.reference or "") for c in contexts]
+    hits = 0
+    for c in contexts:
+        row = [c.reference or ""]
+        while len(row) < n_candidates:
+            dialogue, reply = pool[rng.randrange(len(pool))]
+            if dialogue != c.dialogue_id:
+                row.append(reply)
+        pmi = model.pmi([c] * len(row), row, reference="corpus")
+        hits += int(pmi[0] > pmi[1:].max())
+    return hits / len(contexts)
+
+
+class _Batch:
+    """Dense tensors of one batch: context segment bags and vectors, candidate reply bags and vectors."""
+
+    def __init__(self, contexts: Sequence[Context], replies: Sequence[str], model: str | None) -> None:
+        import torch
+
+        parts = list(zip(*(segments(c) for c in contexts)))
+        self.context_bags = [torch.from_numpy(_bags(texts).toarray()) for texts in parts]
+        self.context_vectors = [torch.from_numpy(embed(list(texts), model)) for texts in parts]
+        self.reply_bags = torch.from_numpy(_bags(replies).toarray())
+        self.sizes = [self.context_bags[k].sum(dim=1) for k in range(3)]  # distinct words per context segment
+        self.reply_vectors = torch.from_numpy(embed(list(replies), model))
+
+
+def _logits(batch: _Batch, idf, occurrence, mean_vectors, log_gain, weights):
+    """``(contexts, replies)`` specificity scores under the current parameters."""
+    import torch
+
+    word_weights = idf * torch.exp(log_gain)
+    norms = (batch.reply_bags @ idf) ** POWER + 1.0
+    out = 0.0
+    for k in range(3):
+        shared = (batch.context_bags[k] * word_weights) @ batch.reply_bags.T
+        chance = 1.0 - torch.exp(batch.sizes[k][:, None] * torch.log1p(-occurrence)[None, :])  # (contexts, buckets)
+        expected = (chance * word_weights) @ batch.reply_bags.T
+        out = out + weights[k] * (shared - expected) / norms[None, :]
+        direction = mean_vectors[k] / mean_vectors[k].norm()
+        cosine = batch.context_vectors[k] @ batch.reply_vectors.T - torch.outer(batch.context_vectors[k] @ direction, batch.reply_vectors @ direction)
+        out = out + weights[3 + k] * cosine
+    return out
+
+
+def build_context_fit(train: Sequence[Dialogue], val: Sequence[Dialogue], *, model: str | None = CRITERIA_MODEL, seed: int = 0) -> tuple[ContextFit, dict]:
+    """Fit the model on ``train`` dialogues, keep the epoch best on ``val``; also return the selection figures."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    contexts = [c for d in train for i in d.target_indices() for c in [Context.from_dialogue(d, i)] if c.reference and c.reference.strip()]
+    idf_np, occurrence_np, mean_vectors_np = _statistics(train, contexts, model)
+    idf, occurrence = torch.tensor(idf_np, dtype=torch.float32), torch.tensor(occurrence_np, dtype=torch.float32)
+    mean_vectors = torch.tensor(mean_vectors_np, dtype=torch.float32)
+    log_gain = torch.zeros(BUCKETS, requires_grad=True)
+    weights = torch.ones(len(FEATURES), requires_grad=True)
+    optimiser = torch.optim.Adam([log_gain, weights], lr=LR)
+    val_contexts = probe_contexts(val)
+    dialogue = np.array([c.dialogue_id for c in contexts])
+
+    def fitted(scale: float = 1.0) -> ContextFit:
+        word_weights = (idf * torch.exp(log_gain)).detach().numpy().astype(np.float64)
+        return ContextFit(idf_np, word_weights, occurrence_np, mean_vectors_np, (weights).detach().numpy().astype(np.float64), POWER, scale, 0.0, model)
+
+    report: dict = {"train_contexts": len(contexts), "val_contexts": len(val_contexts), "val_recall_by_epoch": []}
+    best: tuple[float, ContextFit] | None = None
+    for epoch in range(EPOCHS):
+        order = np.random.default_rng(seed + epoch).permutation(len(contexts))
+        for start in range(0, len(order), BATCH):
+            index = order[start : start + BATCH]
+            rows = [contexts[i] for i in index]
+            real = [c.reference or "" for c in rows]
+            extra = [*rng.sample(TRAINING_GENERICS, 2), *(f"{r} {rng.choice(FILLERS)}" for r in real)]
+            batch = _Batch(rows, real + extra, model)
+            logits = _logits(batch, idf, occurrence, mean_vectors, log_gain, weights)
+            n = len(rows)
+            mask = torch.zeros_like(logits, dtype=torch.bool)
+            mask[:, :n] = torch.from_numpy(dialogue[index][:, None] == dialogue[index][None, :]) & ~torch.eye(n, dtype=torch.bool)
+            own = torch.arange(n)
+            mask[:, n + 2 :] = True  # each row keeps only its own padded reply
+            mask[own, n + 2 + own] = False
+            loss = torch.nn.functional.cross_entropy(logits.masked_fill(mask, -1e4), own) + L2 * (log_gain**2).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        recall = recall_at_1(fitted(), val_contexts, random.Random(seed))
+        report["val_recall_by_epoch"].append(round(recall, 4))
+        if best is None or recall > best[0]:
+            best = (recall, fitted())
+    assert best is not None
+    scale = _calibration_scale(best[1], contexts, rng)
+    chosen = best[1]
+    final = ContextFit(chosen.idf, chosen.word_weights, chosen.occurrence, chosen.mean_vectors, chosen.weights, POWER, scale, 0.0, model)
+    report.update(val_recall_at_1=best[0], scale=scale, weights=dict(zip(FEATURES, np.round(final.weights, 4).tolist())))
+    return final, report
+
+
+def _calibration_scale(model: ContextFit, contexts: Sequence[Context], rng: random.Random) -> float:
+    """Logistic regression without intercept of real (1) vs other-dialogue replies (0) on pmi."""
+    from sklearn.linear_model import LogisticRegression
+
+    others = []
+    for c in contexts:
+        while True:
+            other = contexts[rng.randrange(len(contexts))]
+            if other.dialogue_id != c.dialogue_id:
+                others.append(other.reference or "")
+                break
+    real = model.pmi(contexts, [c.reference or "" for c in contexts], reference="corpus")
+    other = model.pmi(contexts, others, reference="corpus")
+    x = np.concatenate([real, other])[:, None]
+    y = np.concatenate([np.ones(len(real)), np.zeros(len(other))])
+    return float(LogisticRegression(fit_intercept=False, C=10.0).fit(x, y).coef_[0, 0])
+
+
+def build_probes(mesc: Path, path: Path | None = None) -> dict[str, float]:
+    """Fit every criterion's probe on its training pairs (MESC references resolved in ``mesc``) into the shipped artefact.
+
+    Run after the context_fit artefact is final: each probe's key covers it. Returns each probe's
+    accuracy on its own training pairs (written and augmented).
+    """
+    from safetensors.numpy import save_file
+
+    from mmrl.files import atomic_file
+    from mmrl.labels import TRUST_CRITERIA
+    from rewards.criteria.common import log_odds
+    from rewards.criteria.learned import BOUND, PROBES, mesc_contexts
+
+    path = path or PROBES
+    arrays, keys, accuracy = {}, {}, {}
+    for name in TRUST_CRITERIA:
+        term = importlib.import_module(f"rewards.criteria.{name}").LEARNED
+        pairs = term.training_pairs(lambda: mesc_contexts(mesc))
+        weights, offset = term.fit(pairs)
+        arrays[f"{name}.weights"], arrays[f"{name}.offset"] = weights.astype(np.float64), np.array([offset])
+        keys[name] = term.key()
+        contexts, better, worse = [c for c, _, _ in pairs], [b for _, b, _ in pairs], [w for _, _, w in pairs]
+
+        def z(replies: list[str]) -> np.ndarray:
+            probe = BOUND * np.tanh((term.phi(contexts, replies) @ weights - offset) / BOUND)
+            return log_odds(term.weights, term.features(contexts, replies)) + probe
+
+        accuracy[name] = float(np.mean(z(better) > z(worse)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        save_file(arrays, tmp, metadata=keys)
+    return accuracy
+
+
+def build(mesc: Path, *, seed: int = 0) -> dict:
+    """Both shipped artefacts from MESC at ``mesc``: the context_fit model, then the criteria probes (whose keys cover it)."""
+    from mmrl.data import load_corpus
+    from rewards.context_fit import ARTEFACT, load_model
+
+    corpus = load_corpus(mesc, "mesc")
+    model, report = build_context_fit(corpus.split("train"), corpus.split("val"), seed=seed)
+    model.save(ARTEFACT, metadata={"data": "MESC train (val for selection)", "seed": str(seed)})
+    load_model.cache_clear()
+    report["probe_training_accuracy"] = build_probes(mesc)
+    return report
