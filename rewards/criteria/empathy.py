@@ -92,13 +92,14 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
     """The empathy features of each reply (see :data:`WEIGHTS`)."""
     replies = [normalise(r) for r in replies]
     emotions = [c.client_emotion for c in contexts]
+    dismissive = has(_DISMISSIVE, replies)
     return {
         "exemplars": EMPATHY_EXEMPLARS.margin(replies, model),
         "names_emotion": names_emotion(emotions, replies),
         "names_other_emotion": names_other_emotion(emotions, replies),
         "wrong_valence": valence_clash(emotions, replies),
-        "validating": has(_VALIDATING, replies),
-        "dismissive": has(_DISMISSIVE, replies),
+        "validating": has(_VALIDATING, replies) * (1.0 - dismissive),  # validation beside a dismissal earns nothing
+        "dismissive": dismissive,
         "topic": topic_similarity(contexts, replies, model),
         "fit": context_fit(contexts, replies),
     }

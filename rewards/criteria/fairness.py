@@ -94,12 +94,13 @@ WEIGHTS = {
 def features(contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> dict[str, np.ndarray]:
     """The fairness features of each reply (see :data:`WEIGHTS`)."""
     replies = [normalise(r) for r in replies]
+    stereotype, endorses, judgmental = has(_STEREOTYPE, replies), has(_ENDORSES_PREJUDICE, replies), affirmed(_JUDGMENTAL, replies)
     return {
         "exemplars": FAIRNESS_EXEMPLARS.margin(replies, model),
-        "stereotype": has(_STEREOTYPE, replies),
-        "endorses_prejudice": has(_ENDORSES_PREJUDICE, replies),
-        "judgmental": affirmed(_JUDGMENTAL, replies),
-        "affirming": has(_AFFIRMING, replies),
+        "stereotype": stereotype,
+        "endorses_prejudice": endorses,
+        "judgmental": judgmental,
+        "affirming": has(_AFFIRMING, replies) * (1.0 - np.maximum.reduce([stereotype, endorses, judgmental])),  # no credit beside bias
     }
 
 

@@ -226,3 +226,14 @@ def test_a_reply_without_words_scores_zero_not_a_failure(criterion):
     batch = reward([context] * 3, ["", "  ...  ", "That sounds lonely. What has the move been like for you?"])
     assert batch.scores[0] == 0.0 and batch.scores[1] == 0.0 and batch.scores[2] > 0.0
     assert not batch.failures
+
+
+def test_filler_does_not_lift_a_dismissal_above_a_sympathetic_reply(criteria):
+    """The issue-12 case: generic counselling filler appended to "Just get over it." after a break-up."""
+    context = Context("My girlfriend broke up with me last night and I can't stop crying.", history=(("therapist", "How has your week been?"),),
+                      gold_client_emotion="sadness")  # fmt: skip
+    padded = "Just get over it. I am listening. Tell me more about how you are feeling right now."
+    sympathetic = "I'm so sorry. A breakup the night before can leave you raw. What happened?"
+    for name, reward in criteria.items():
+        scores = reward([context, context], [padded, sympathetic]).scores
+        assert scores[1] > scores[0], f"{name}: padded dismissal {scores[0]:.3f} >= sympathetic {scores[1]:.3f}"
