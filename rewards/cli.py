@@ -230,9 +230,8 @@ def _print_probe(report: dict) -> None:
 
     names = report["scorers"]
     table = Table(title=f"reward probe on MESC {report['split']} ({report['contexts']} contexts, real reply >= 8 words)")
-    for column in ("scorer", "template win (mean)", "template win (worst)", "beats other", f"recall@1 of {report['n_candidates']}",
-                   "real < 0.2", "pair acc", "acc, better shorter", "longer wins", "filler flip"):  # fmt: skip
-        table.add_column(column, justify="right")
+    for column in ("scorer", "tmpl mean", "tmpl worst", "> other", "R@1", "< 0.2", "pairs", "shorter", "longer", "filler"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name in names:
         pair = report.get("pairs", {}).get(name)
         flip = report.get("filler_flip", {}).get(name)
@@ -241,7 +240,10 @@ def _print_probe(report: dict) -> None:
                  (pair["accuracy"], pair["accuracy_shorter_better"], pair["longer_wins"]) if pair else (None, None, None)), flip]  # fmt: skip
         table.add_row(name, *("-" if v is None else f"{v:.3f}" for v in cells))
     Console().print(table)
-    print(f"chance recall@1: {report['chance_recall_at_1']:.3f}; pairs: {report['pairs_split']} split")
+    print(f"tmpl: a generic reply beats the real one (mean / worst style); > other: the real reply beats another dialogue's; "
+          f"R@1: the real reply tops {report['n_candidates']} (chance {report['chance_recall_at_1']:.2f}); < 0.2: real replies scored "
+          f"below 0.2; pairs / shorter: accuracy on the {report['pairs_split']} pairs / those whose better reply is shorter; longer: "
+          "the longer reply wins; filler: appended filler lifts the worse reply of a correct pair")
 
 
 def _build(args: argparse.Namespace) -> None:
