@@ -39,10 +39,10 @@ from typing import Literal
 import numpy as np
 
 from mmrl.errors import ConfigError
-from mmrl.policy.prompts import parse_output
+from mmrl.policy.prompts import format_output, parse_output
 from rewards.base import Context, Reward, RewardBatch, RewardError
 
-__all__ = ["Mode", "OnMissing", "MODES", "Gate", "Component", "Composite", "CompositeResult", "reply_text"]
+__all__ = ["Mode", "OnMissing", "MODES", "Gate", "Component", "Composite", "CompositeResult", "preflight", "reply_text"]
 
 Mode = Literal["weighted", "normalised", "min"]
 OnMissing = Literal["nan", "skip"]
@@ -153,6 +153,8 @@ class Composite:
         on_missing: what a failed score does to the total: ``"nan"`` (default) or ``"skip"``.
         log_zero_weight: compute and log weight-0 components too (default ``False``: not computed).
         eps: added to the std in ``"normalised"`` mode (default 1e-4, as in TRL).
+        max_failed_batches: raise RewardError when a component has failed on every reply of this many
+            consecutive batches (default 3; 0 never stops): a reward that cannot score is not a signal.
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class Composite:
         on_missing: OnMissing = "nan",
         log_zero_weight: bool = False,
         eps: float = 1e-4,
+        max_failed_batches: int = 3,
     ) -> None:
         _check_choice("mode", mode, MODES)
         _check_choice("on_missing", on_missing, _ON_MISSING)
@@ -181,6 +184,8 @@ class Composite:
         self.components = tuple(components)
         self.mode, self.group_size, self.on_missing = mode, group_size, on_missing
         self.log_zero_weight, self.eps = log_zero_weight, eps
+        self.max_failed_batches = max_failed_batches
+        self._failed_streak = {c.name: 0 for c in components}
 
     @property
     def computed(self) -> tuple[Component, ...]:
@@ -212,6 +217,7 @@ class Composite:
                 got = f"{len(batch.scores)} scores" if isinstance(batch, RewardBatch) else type(batch).__name__
                 raise RewardError(f"{component.name} must return a RewardBatch of {n} scores, got {got}")
             scores[component.name], failures[component.name] = batch.scores, dict(batch.failures)
+            self._count_failed_batch(component.name, batch, n)
         total = self._total(scores, n)
         violations = {}
         for component in self.gated:
@@ -223,6 +229,21 @@ class Composite:
                 total = np.where(np.isnan(score), np.nan, total)
             violations[component.name] = violated
         return CompositeResult(total, scores, failures, violations, replies)
+
+    def _count_failed_batch(self, name: str, batch: RewardBatch, n: int) -> None:
+        """Raise when ``name`` has now failed on every reply of ``max_failed_batches`` consecutive batches."""
+        if n == 0:
+            return
+        self._failed_streak[name] = self._failed_streak[name] + 1 if len(batch.failures) == n else 0
+        if self.max_failed_batches and self._failed_streak[name] >= self.max_failed_batches:
+            reason = next(iter(batch.failures.values()))
+            raise RewardError(f"{name} failed on every reply of {self._failed_streak[name]} consecutive batches (max_failed_batches="
+                              f"{self.max_failed_batches}); last reason: {reason}")  # fmt: skip
+
+    def preflight(self) -> None:
+        """Run every computed component once on a canned, fully labelled reply (:func:`preflight`)."""
+        for component in self.computed:
+            preflight(component.reward)
 
     def _total(self, scores: dict[str, np.ndarray], n: int) -> np.ndarray:
         columns = [scores[c.name] for c in self.weighted]
@@ -263,3 +284,17 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
         close = difflib.get_close_matches(str(value), choices, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}{hint}")
+
+
+def preflight(reward: Reward) -> None:
+    """Score one canned, fully labelled reply with ``reward``: a misconfigured reward (a missing model, a bad option)
+    raises its ConfigError now, not at the first training step. A failure to score the canned reply (an unreachable
+    judge, say) is not raised: a failing batch is data, and :class:`Composite` stops a run that keeps failing."""
+    context = Context(
+        "I've been feeling anxious since I moved to a new city.",
+        history=(("therapist", "How have things been since we last spoke?"),),
+        situation="moved for work", gold_client_emotion="fear", gold_therapist_emotion="neutral", gold_strategy="Open question",
+        reference="Moving somewhere new can be unsettling. What has been hardest?",
+    )  # fmt: skip
+    completion = format_output("fear", "neutral", "Open question", "What has been hardest since the move?")
+    reward([context], [completion if getattr(reward, "reads", "reply") == "completion" else reply_text(completion)])

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 
 import numpy as np
 
-from mmrl.errors import ConfigError
+from mmrl.errors import ConfigError, MissingDependencyError
 from rewards.base import Context, OnFailure, Reward, RewardBatch, RewardError
 
 __all__ = ["FunctionReward", "RegisteredReward", "Reads", "register", "get_reward", "registered", "ENTRY_POINT_GROUP"]
@@ -29,7 +29,8 @@ class FunctionReward:
     """A Reward around a plain batch function ``fn(contexts, replies, **options)``.
 
     The function returns a float per reply (None where it cannot score, with the reason
-    "returned None") or a RewardBatch. An exception fails the whole batch with its message;
+    "returned None") or a RewardBatch. A ConfigError or MissingDependencyError propagates (the
+    reward is misconfigured, whatever the reply); any other exception fails the whole batch with its message;
     scores outside ``score_range`` are failures too. With ``on_failure="raise"`` any failure raises.
     ``fingerprint`` hashes the options, so caches never mix scores computed with different options.
     """
@@ -70,6 +71,8 @@ class FunctionReward:
         try:
             out = self.fn(contexts, replies, **self.options)
             batch = out if isinstance(out, RewardBatch) else _from_values(out, len(replies))
+        except (ConfigError, MissingDependencyError):  # a property of the spec, not of a reply: stop
+            raise
         except Exception as exc:  # a reward failure is data, not a crash, unless asked to raise
             if self.on_failure == "raise":
                 raise RewardError(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc

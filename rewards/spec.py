@@ -31,7 +31,7 @@ from pathlib import Path
 from mmrl.config import check_keys, read_yaml, suggest
 from mmrl.errors import ConfigError
 from rewards.cache import CachedReward, RewardCache
-from rewards.compose import MODES, Component, Composite, Gate
+from rewards.compose import MODES, Component, Composite, Gate, preflight
 from rewards.registry import get_reward, registered
 
 __all__ = [
@@ -48,11 +48,12 @@ __all__ = [
     "variants",
 ]
 
-SPEC_KEYS: tuple[str, ...] = ("mode", "group_size", "on_missing", "log_zero_weight", "cache", "judge", "rewards")
+SPEC_KEYS: tuple[str, ...] = ("mode", "group_size", "on_missing", "log_zero_weight", "max_failed_batches", "cache", "judge", "rewards")
 REWARD_KEYS: tuple[str, ...] = ("weight", "gate", "options")
 GATE_KEYS: tuple[str, ...] = ("threshold", "cap")
 VARIANT_MODES: tuple[str, ...] = ("leave-one-out", "only-one", "sweep")
-_DEFAULTS = {"mode": "weighted", "group_size": None, "on_missing": "nan", "log_zero_weight": False, "cache": None, "judge": None}
+_DEFAULTS = {"mode": "weighted", "group_size": None, "on_missing": "nan", "log_zero_weight": False, "max_failed_batches": 3, "cache": None,
+             "judge": None}
 
 
 def _where(path: str, source: str | None) -> str:
@@ -127,6 +128,15 @@ def parse_spec(spec: Mapping, *, source: str | os.PathLike | None = None) -> dic
     if out["cache"] is not None:
         out["cache"] = str(out["cache"])
     out["rewards"] = {str(name): _reward_entry(str(name), value, source) for name, value in rewards.items()}
+    for name, entry in out["rewards"].items():
+        low, high = known[name].score_range
+        if entry["gate"] is not None and not low < entry["gate"]["threshold"] < high:
+            raise ConfigError(f"{_where(f'rewards.{name}.gate', source)}: threshold {entry['gate']['threshold']:g} is outside the open range "
+                              f"({low:g}, {high:g}) of {name}'s scores: at or below {low:g} it never fires, at or above {high:g} it caps "
+                              "(almost) every total")  # fmt: skip
+    failed = out["max_failed_batches"]
+    if isinstance(failed, bool) or not isinstance(failed, int) or failed < 0:
+        raise ConfigError(f"{_where('max_failed_batches', source)} must be an integer >= 0 (0: never stop), got {failed!r}")
     if not any(entry["weight"] != 0 for entry in out["rewards"].values()):
         raise ConfigError(f"every weight in {_where('rewards', source)} is 0: give at least one reward a nonzero weight")
     return out
@@ -140,11 +150,15 @@ def load_spec(path: str | os.PathLike) -> dict:
 def build_composite(spec: Mapping | str | os.PathLike) -> Composite:
     """A Composite from a spec mapping or a YAML file path; weight-0 rewards not logged are not even built.
 
+    Every component is built and run once on a canned reply (:func:`~rewards.compose.preflight`), so a
+    misconfigured one (a missing model, a bad option) raises its ConfigError here, before any training.
+
     With ``judge`` settings, every ``judge_*`` reward gets the same Judge (``judge=`` option), which
     scores all their criteria in one call per reply; without them, a ``judge_*`` reward takes its
     JudgeConfig fields from its own ``options``.
     """
-    spec = load_spec(spec) if isinstance(spec, (str, os.PathLike)) else parse_spec(spec)
+    source = spec if isinstance(spec, (str, os.PathLike)) else None
+    spec = load_spec(spec) if source is not None else parse_spec(spec)
     entries = {
         name: entry
         for name, entry in spec["rewards"].items()
@@ -157,12 +171,17 @@ def build_composite(spec: Mapping | str | os.PathLike) -> Composite:
         options = dict(entry["options"])
         if judge is not None and name.startswith("judge_"):
             options.setdefault("judge", judge)
-        reward = get_reward(name, **options)
+        try:
+            reward = get_reward(name, **options)
+            preflight(reward)  # before any cache: a canned reply is not a score to keep
+        except ConfigError as exc:
+            raise ConfigError(f"rewards.{name}{f' of {source}' if source else ''}: {exc}") from None
         gate = None if entry["gate"] is None else Gate(**entry["gate"])
         components.append(Component(CachedReward(reward, cache) if cache is not None else reward, entry["weight"], gate))
     return Composite(
-        components, mode=spec["mode"], group_size=spec["group_size"], on_missing=spec["on_missing"], log_zero_weight=spec["log_zero_weight"]
-    )
+        components, mode=spec["mode"], group_size=spec["group_size"], on_missing=spec["on_missing"], log_zero_weight=spec["log_zero_weight"],
+        max_failed_batches=spec["max_failed_batches"],
+    )  # fmt: skip
 
 
 def _judge(settings: dict | None, names: list[str]):

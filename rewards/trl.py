@@ -118,8 +118,8 @@ def _nullable(values: np.ndarray) -> list[float | None]:
 class _ComponentFunction:
     """One component as a TRL reward function (picklable; ``__name__`` is the reward's name)."""
 
-    def __init__(self, component: Component) -> None:
-        self.composite = Composite([component], on_missing="skip")
+    def __init__(self, component: Component, max_failed_batches: int = 3) -> None:
+        self.composite = Composite([component], on_missing="skip", max_failed_batches=max_failed_batches)
         self.__name__ = component.name
 
     def __call__(self, prompts: Sequence, completions: Sequence, **columns) -> list[float | None]:
@@ -166,7 +166,8 @@ def to_trl(composite: Composite) -> tuple[list[Callable[..., list[float | None]]
     )
     if not decomposable:
         return [_TotalFunction(composite)], [1.0]
-    return [_ComponentFunction(c) for c in composite.weighted], [c.weight for c in composite.weighted]
+    functions = [_ComponentFunction(c, composite.max_failed_batches) for c in composite.weighted]
+    return functions, [c.weight for c in composite.weighted]
 
 
 class _CompositeCallable:

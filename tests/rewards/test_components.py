@@ -92,6 +92,12 @@ def test_length_counts_the_parsed_reply_and_accepts_a_custom_band():
     assert default([GOLD], ["just plain words here"]).scores[0] == pytest.approx(0.64)
 
 
-def test_length_rejects_a_bad_band_as_a_recorded_failure():
-    batch = get_reward("length", min_words=30, max_words=5)([GOLD], [BLOCK])
-    assert math.isnan(batch.scores[0]) and "min_words < max_words" in batch.failures[0]
+def test_length_rejects_a_bad_band_before_any_scoring():
+    """A misconfigured reward is a property of the spec: a ConfigError, at scoring and when the composite is built."""
+    from mmrl.errors import ConfigError
+    from rewards.spec import build_composite
+
+    with pytest.raises(ConfigError, match="min_words < max_words"):
+        get_reward("length", min_words=30, max_words=5)([GOLD], [BLOCK])
+    with pytest.raises(ConfigError, match="min_words < max_words"):
+        build_composite({"on_missing": "skip", "rewards": {"format": 1.0, "length": {"weight": 1.0, "options": {"min_words": 30, "max_words": 5}}}})

@@ -152,3 +152,41 @@ def test_bad_components_are_config_errors():
 def test_a_reward_returning_the_wrong_length_is_an_error():
     with pytest.raises(RewardError, match="RewardBatch of 2 scores, got 1 scores"):
         run(Composite([Component(Fixed("a", [1.0]))]), 2)
+
+
+def test_a_component_failing_on_every_reply_of_consecutive_batches_stops_the_run():
+    broken, fine = Fixed("judge", [NAN, NAN]), Fixed("format", [0.5, 0.5])
+    composite = Composite([(fine, 1.0), (broken, 1.0)], on_missing="skip", max_failed_batches=3)
+    run(composite, 2)
+    run(composite, 2)
+    with pytest.raises(RewardError, match=r"judge failed on every reply of 3 consecutive batches .* last reason: no score"):
+        run(composite, 2)
+
+
+def test_a_batch_that_scores_resets_the_count_and_zero_never_stops():
+    flaky = Fixed("judge", [NAN, NAN])
+    composite = Composite([(Fixed("format", [0.5, 0.5]), 1.0), (flaky, 1.0)], on_missing="skip", max_failed_batches=2)
+    run(composite, 2)
+    flaky.values = [NAN, 0.3]  # one reply scored: the streak starts again
+    run(composite, 2)
+    flaky.values = [NAN, NAN]
+    run(composite, 2)
+    with pytest.raises(RewardError):
+        run(composite, 2)
+    patient = Composite([(Fixed("format", [0.5, 0.5]), 1.0), (Fixed("judge", [NAN, NAN]), 1.0)], on_missing="skip", max_failed_batches=0)
+    for _ in range(5):
+        assert run(patient, 2).metrics()["rewards/judge/failures"] == 2.0
+
+
+def test_preflight_raises_a_config_error_and_keeps_a_scoring_failure_quiet():
+    from rewards.compose import preflight
+
+    class Misconfigured(Fixed):
+        def __call__(self, contexts, replies):
+            raise ConfigError("empathy: model directory '/no/such/dir' does not exist")
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        Composite([(Misconfigured("empathy", [0.5]), 1.0)]).preflight()
+    unreachable = Fixed("judge", [NAN])
+    preflight(unreachable)  # a failed score on the canned reply is data, not an error
+    assert unreachable.calls and "What has been hardest since the move?" in unreachable.calls[0][0]

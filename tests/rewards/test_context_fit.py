@@ -11,7 +11,7 @@ import pytest
 
 import rewards.context_fit as module
 from mmrl.errors import ConfigError
-from rewards.base import Context, RewardError
+from rewards.base import Context
 from rewards.context_fit import FEATURES, load_model
 from rewards.registry import get_reward
 
@@ -72,8 +72,8 @@ def test_appending_filler_does_not_raise_a_fitting_reply():
 
 
 def test_bad_reference_option_and_damaged_artefact_are_config_errors(tmp_path):
-    with pytest.raises(RewardError, match="reference must be"):
-        get_reward("context_fit", reference="nearby", on_failure="raise")(_CONTEXTS[:1], ["hi"])
+    with pytest.raises(ConfigError, match="reference must be"):
+        get_reward("context_fit", reference="nearby")(_CONTEXTS[:1], ["hi"])
     damaged = tmp_path / "context_fit.safetensors"
     damaged.write_bytes(b"not safetensors")
     with pytest.raises(ConfigError, match="mmrl rewards build --data"):

@@ -189,9 +189,16 @@ def test_similarity_prefers_paraphrase_of_reference(shared_encoder):
     assert close > far + 0.3
 
 
-def test_unknown_model_is_a_recorded_failure_not_a_crash(shared_encoder, tmp_path):
-    batch = get_reward("empathy", model=str(tmp_path / "no-such-model"))([Context("Hi.")], ["Hello."])
-    assert math.isnan(batch.scores[0]) and "does not exist" in batch.failures[0]
+def test_unknown_model_is_a_config_error_at_build_not_a_failure_per_reply(shared_encoder, tmp_path):
+    """A missing model is a property of the spec: it stops the run when the composite is built (issue 13)."""
+    from mmrl.errors import ConfigError
+    from rewards.spec import build_composite
+
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(ConfigError, match="does not exist"):
+        get_reward("empathy", model=missing)([Context("Hi.")], ["Hello."])
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_composite({"on_missing": "skip", "rewards": {"format": 1.0, "empathy": {"weight": 1.0, "options": {"model": missing}}}})
 
 
 def test_encoder_memoises_per_text(criteria, monkeypatch):

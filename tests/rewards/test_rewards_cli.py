@@ -135,3 +135,14 @@ def test_score_defaults_to_the_seven_local_criteria(tmp_path, capsys):
         for name, score in row["scores"].items():
             assert (score is None) == (name in row["failures"])
     assert all(score is not None for score in rows[1]["scores"].values())
+
+
+def test_a_misconfigured_component_stops_score_before_scoring(tmp_path, capsys):
+    """Issue 13: a component whose model is missing used to score NaN on every row and exit 0."""
+    config = tmp_path / "rewards.yaml"
+    config.write_text("on_missing: skip\nrewards:\n  format: 1.0\n  empathy: {weight: 1.0, options: {model: /no/such/dir}}\n")
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"context": "hi", "response": "hello"}\n')
+    assert main(["rewards", "score", "--input", str(inputs), "--config", str(config), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "rewards.empathy of" in err and "rewards.yaml" in err and "does not exist" in err

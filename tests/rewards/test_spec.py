@@ -70,6 +70,10 @@ def test_parse_fills_defaults_and_canonical_entries(built):
         ({"rewards": {}}, "rewards must map reward names to weights"),
         ({**SPEC, "mode": "normalized"}, "did you mean 'normalised'"),
         ({**SPEC, "log_zero_weight": "yes"}, "must be true or false"),
+        ({"rewards": {"safety_t": {"gate": 1.5}}}, r"rewards\.safety_t\.gate: threshold 1\.5 is outside the open range \(0, 1\)"),
+        ({"rewards": {"safety_t": {"gate": -5}}}, "at or below 0 it never fires"),
+        ({"rewards": {"safety_t": {"gate": {"threshold": 1.0, "cap": -1}}}}, "outside the open range"),
+        ({**SPEC, "max_failed_batches": -1}, "max_failed_batches must be an integer >= 0"),
     ],
 )
 def test_bad_specs_name_the_key(built, spec, message):
