@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrl.errors import ConfigError
+
 from rewards.base import Context, Reward, RewardBatch
 
 __all__ = ["RewardCache", "CachedReward", "context_key"]
@@ -49,10 +51,14 @@ def _connection(path: str) -> tuple[sqlite3.Connection, threading.Lock]:
     with _CONNECTIONS_LOCK:
         slot = (os.getpid(), path)  # a forked child never reuses its parent's connection
         if slot not in _CONNECTIONS:
-            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS scores (key BLOB PRIMARY KEY, score REAL NOT NULL) WITHOUT ROWID")
+            try:
+                conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("CREATE TABLE IF NOT EXISTS scores (key BLOB PRIMARY KEY, score REAL NOT NULL) WITHOUT ROWID")
+            except sqlite3.Error as exc:
+                raise ConfigError(f"reward cache {path} is not a usable SQLite database ({exc}): delete it (it is rebuilt) "
+                                  "or point 'cache' elsewhere") from None  # fmt: skip
             _CONNECTIONS[slot] = (conn, threading.Lock())
         return _CONNECTIONS[slot]
 

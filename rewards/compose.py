@@ -205,6 +205,9 @@ class Composite:
         if len(contexts) != len(completions):
             raise RewardError(f"got {len(contexts)} contexts but {len(completions)} completions; pass one context per completion")
         n = len(completions)
+        wrong = next((i for i, c in enumerate(completions) if not isinstance(c, str)), None)
+        if wrong is not None:
+            raise RewardError(f"completion {wrong}: expected str, got {type(completions[wrong]).__name__} ({completions[wrong]!r:.60})")
         if self.group_size is not None and n % self.group_size:
             raise RewardError(f"a batch of {n} completions does not split into groups of group_size={self.group_size}")
         components = self.computed

@@ -22,7 +22,7 @@ from rewards.criteria.common import (
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
-__all__ = ["LEARNED", "RELIABILITY_EXEMPLARS", "WEIGHTS", "features", "reliability", "self_contradiction"]
+__all__ = ["LEARNED", "MAX_CLAUSES", "RELIABILITY_EXEMPLARS", "WEIGHTS", "features", "reliability", "self_contradiction"]
 
 RELIABILITY_EXEMPLARS = Exemplars(
     good=(
@@ -70,17 +70,28 @@ def _content(clause: str) -> frozenset[str]:
     return frozenset(w for w in words if w not in _STOPWORDS and len(w) > 2)
 
 
+#: Self-contradiction compares the first this-many clauses of a reply pairwise (the cost is bounded for any reply).
+MAX_CLAUSES = 60
+
+
 def self_contradiction(replies: Sequence[str]) -> np.ndarray:
-    """1.0 where two sentences of a reply say the same thing with opposite polarity, or it flips ("Actually stay")."""
+    """1.0 where two sentences of a reply say the same thing with opposite polarity, or it flips ("Actually stay").
+
+    Only the first :data:`MAX_CLAUSES` clauses are compared (each tokenised once), so a pathological reply of
+    thousands of sentences costs no more than a long ordinary one.
+    """
     out = has(_SWITCH, replies)
     for i, reply in enumerate(replies):
-        clauses = [c for c in re.split(r"[.!?;]+|\bbut\b|\bthough\b", reply) if c.strip()]
-        for a in range(len(clauses)):
-            for b in range(a + 1, len(clauses)):
-                ca, cb = _content(clauses[a]), _content(clauses[b])
-                opposite = bool(_NEGATION.search(clauses[a])) != bool(_NEGATION.search(clauses[b]))
-                if opposite and ca and cb and len(ca & cb) / len(ca | cb) >= 0.5:
+        clauses = [c for c in re.split(r"[.!?;]+|\bbut\b|\bthough\b", reply) if c.strip()][:MAX_CLAUSES]
+        parsed = [(_content(c), bool(_NEGATION.search(c))) for c in clauses]
+        for a in range(len(parsed)):
+            for b in range(a + 1, len(parsed)):
+                (ca, na), (cb, nb) = parsed[a], parsed[b]
+                if na != nb and ca and cb and len(ca & cb) / len(ca | cb) >= 0.5:
                     out[i] = 1.0
+                    break
+            if out[i]:
+                break
     return out
 
 

@@ -173,3 +173,17 @@ def test_several_processes_share_one_file(tmp_path):
         w.wait(timeout=100)
         assert w.returncode == 0
     assert _check_consistent(path, 100) == 3 * 20 * 100
+
+
+@pytest.mark.parametrize("kind", ["garbage", "directory"])
+def test_an_unusable_cache_file_is_a_config_error_naming_it(tmp_path, kind):
+    from mmrl.errors import ConfigError
+    from rewards.cache import RewardCache
+
+    path = tmp_path / "scores.sqlite"
+    if kind == "garbage":
+        path.write_bytes(b"this is not a database" * 100)
+    else:
+        path.mkdir()
+    with pytest.raises(ConfigError, match=r"scores\.sqlite is not a usable SQLite database .*delete it"):
+        RewardCache(path)

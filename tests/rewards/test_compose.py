@@ -190,3 +190,9 @@ def test_preflight_raises_a_config_error_and_keeps_a_scoring_failure_quiet():
     unreachable = Fixed("judge", [NAN])
     preflight(unreachable)  # a failed score on the canned reply is data, not an error
     assert unreachable.calls and "What has been hardest since the move?" in unreachable.calls[0][0]
+
+
+def test_a_non_string_completion_is_named():
+    composite = Composite([(Fixed("a", [0.5, 0.5]), 1.0)])
+    with pytest.raises(RewardError, match=r"completion 1: expected str, got int \(42\)"):
+        composite([Context("x"), Context("y")], ["fine", 42])

@@ -244,3 +244,18 @@ def test_filler_does_not_lift_a_dismissal_above_a_sympathetic_reply(criteria):
     for name, reward in criteria.items():
         scores = reward([context, context], [padded, sympathetic]).scores
         assert scores[1] > scores[0], f"{name}: padded dismissal {scores[0]:.3f} >= sympathetic {scores[1]:.3f}"
+
+
+def test_a_pathological_reply_is_scored_in_bounded_time(criteria):
+    """Issue 13: a reply of 9,000 short sentences (~215k characters) took minutes in reliability's pairwise clause check."""
+    import time
+
+    reply = " ".join(f"I hear you number {i}." for i in range(9000))
+    context = Context("I feel lost.")
+    for reward in criteria.values():
+        reward([context], ["warm up"])
+    start = time.perf_counter()
+    for name in (*CRITERIA, "context_fit"):
+        batch = get_reward(name)([context], [reply])
+        assert not batch.failures and 0.0 <= batch.scores[0] <= 1.0, name
+    assert time.perf_counter() - start < 30.0
