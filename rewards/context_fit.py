@@ -245,3 +245,13 @@ def context_fit(contexts: Sequence[Context], replies: Sequence[str], *, referenc
     if reference not in ("corpus", "batch"):
         raise ConfigError(f"context_fit: reference must be 'corpus' or 'batch', got {reference!r}")
     return load_model().score(contexts, replies, reference).tolist()
+
+
+def _state_digest(reference: Reference = "corpus") -> str:
+    """The shipped model and this module's code: what context_fit's scores depend on beyond ``reference``."""
+    import hashlib
+
+    return hashlib.sha256(ARTEFACT.read_bytes() + Path(__file__).read_bytes()).hexdigest()[:24]
+
+
+context_fit.state_digest = _state_digest

@@ -61,8 +61,15 @@ class FunctionReward:
 
     @property
     def fingerprint(self) -> str:
-        """A stable hash of the options (part of every cache key)."""
-        payload = json.dumps(self.options, sort_keys=True, default=repr, ensure_ascii=False)
+        """A stable hash of the options and of the fitted state the function declares (part of every cache key).
+
+        A function may carry ``state_digest(**options) -> str`` (the criteria do: their probes, pairs,
+        hand weights and code, the context-fit model), so a cache never serves a score computed by
+        other fitted weights under the same name and version.
+        """
+        state = getattr(self.fn, "state_digest", None)
+        payload = json.dumps({"options": self.options, "state": state(**self.options) if state else None},
+                             sort_keys=True, default=repr, ensure_ascii=False)  # fmt: skip
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def __call__(self, contexts: Sequence[Context], replies: Sequence[str]) -> RewardBatch:

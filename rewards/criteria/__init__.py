@@ -13,5 +13,20 @@ from __future__ import annotations
 
 from mmrl.labels import TRUST_CRITERIA as CRITERIA  # each is also the name of its module and of its reward
 from rewards.criteria import empathy, ethical_guidance, fairness, privacy, reliability, safety, truthfulness
+from rewards.criteria.common import CRITERIA_MODEL
 
 __all__ = ["CRITERIA", "empathy", "ethical_guidance", "fairness", "privacy", "reliability", "safety", "truthfulness"]
+
+
+def _state_digest(module):
+    """What a criterion's scores depend on beyond its options: the probe key (features code, hand weights, pairs,
+    context-fit model, embedding model) and, with ``learned=False``, the hand features' code and weights alone."""
+
+    def digest(model=CRITERIA_MODEL, learned=True) -> str:
+        return module.LEARNED.key(model) if learned else module.LEARNED.key(model) + ":hand"
+
+    return digest
+
+
+for _module in (empathy, ethical_guidance, fairness, privacy, reliability, safety, truthfulness):
+    getattr(_module, _module.__name__.rsplit(".", 1)[1]).state_digest = _state_digest(_module)

@@ -187,3 +187,14 @@ def test_an_unusable_cache_file_is_a_config_error_naming_it(tmp_path, kind):
         path.mkdir()
     with pytest.raises(ConfigError, match=r"scores\.sqlite is not a usable SQLite database .*delete it"):
         RewardCache(path)
+
+
+def test_cache_key_follows_the_fitted_state_of_a_criterion(monkeypatch):
+    """Issue 13: refitted probes, new pairs or a new context-fit model under the same name and version are other scores."""
+    import rewards.criteria.empathy as module
+    from rewards.registry import get_reward
+
+    before = get_reward("empathy").fingerprint
+    assert get_reward("empathy").fingerprint == before and get_reward("empathy", learned=False).fingerprint != before
+    monkeypatch.setattr(module.LEARNED, "key", lambda model=None: "refitted")
+    assert get_reward("empathy").fingerprint != before
