@@ -38,6 +38,7 @@ import numpy as np
 
 from mmrl.errors import ConfigError, MmrlError
 from mmrl.labels import TRUST_CRITERIA
+from mmrl.secrets import redact
 from rewards.base import Context, OnFailure, RewardBatch, RewardError
 from rewards.cache import context_key
 from rewards.registry import register
@@ -366,9 +367,9 @@ class Judge:
             except (asyncio.TimeoutError, httpx.TimeoutException):
                 reason, retry_after = f"timed out after {self.config.timeout_s:g} s", 0.0
             except httpx.TransportError as exc:
-                reason, retry_after = _redact(f"{type(exc).__name__}: {exc}", key), 0.0
+                reason, retry_after = redact(f"{type(exc).__name__}: {exc}", key), 0.0
             else:
-                status, text = response.status_code, _redact(response.text, key)
+                status, text = response.status_code, redact(response.text, key)
                 if status in (400, 422) and "response_format" in body and "response_format" in text:
                     logger.info("judge %s: the server rejects response_format; asking for JSON in the prompt only", self.judge_id)
                     self._json_mode, delay = False, 0.0
@@ -442,10 +443,6 @@ def _answer(text: str) -> tuple[str, str | None]:
     if not isinstance(content, str):
         raise _Failure(f"judge response: expected chat-completion JSON with a string choices[0].message.content, got {_excerpt(text)}")
     return content, choice.get("finish_reason")
-
-
-def _redact(text: str, key: str) -> str:
-    return text.replace(key, "***") if key else text
 
 
 def _seconds(value: str | None) -> float:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mmrl.errors import ConfigError
+from mmrl.secrets import redact
 
 __all__ = ["EvalPolicy", "Generation", "HFPolicy", "OpenAIPolicy", "PolicySpec", "load_eval_policy", "parse_policy_spec"]
 
@@ -176,9 +177,9 @@ class OpenAIPolicy:
                 reason = f"timed out after {self.timeout_s:g} s"
                 continue
             except httpx.TransportError as exc:
-                reason = _redact(f"{type(exc).__name__}: {exc}", key)
+                reason = redact(f"{type(exc).__name__}: {exc}", key)
                 continue
-            text = _redact(response.text, key)
+            text = redact(response.text, key)
             if response.status_code < 400:
                 return _content(text, where)
             reason = f"HTTP {response.status_code} from {where}: {text[:200]!r}"
@@ -200,10 +201,6 @@ def _content(text: str, where: str) -> tuple[str, str | None]:
     if not isinstance(content, str):
         return "", f"expected chat-completion JSON with a string choices[0].message.content from {where}, got {text[:200]!r}"
     return content, None
-
-
-def _redact(text: str, key: str) -> str:
-    return text.replace(key, "***") if key else text
 
 
 def load_eval_policy(

@@ -229,9 +229,14 @@ class RLRunConfig(RunConfig):
         return {"reward_weights": "the weights come from reward_spec, set them there"}
 
     def reward_spec_parsed(self) -> dict:
-        """The canonical reward spec (``rewards.spec.parse_spec``; a path is read with ``load_spec``)."""
+        """The canonical reward spec (``rewards.spec.parse_spec``; a path is read with ``load_spec``).
+
+        In ``normalised`` mode without a ``group_size`` the scores are standardised per GRPO group
+        (``num_generations`` completions of one prompt), not over the whole batch.
+        """
         from rewards.spec import load_spec, parse_spec
 
-        if isinstance(self.reward_spec, str):
-            return load_spec(self.reward_spec)
-        return parse_spec(self.reward_spec)
+        spec = load_spec(self.reward_spec) if isinstance(self.reward_spec, str) else parse_spec(self.reward_spec)
+        if spec["mode"] == "normalised" and spec["group_size"] is None:
+            spec["group_size"] = self.num_generations
+        return spec

@@ -61,7 +61,10 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
     from rewards.trl import to_trl
 
     # rewards: what the trainer optimises is exactly the composite's total
-    composite = build_composite(config.reward_spec_parsed())
+    spec = config.reward_spec_parsed()
+    composite = build_composite(spec)
+    if spec["mode"] == "normalised":
+        print(f"rewards: mode normalised, each component standardised per group of {spec['group_size']} completions")
     # the reward-hacking monitors ride along at weight 0: logged as rewards/monitor_<name>/mean, never optimised
     reward_funcs, reward_weights = with_monitors(*to_trl(composite))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mmrl.errors import ConfigError
@@ -104,3 +106,12 @@ def test_batching_by_length_keeps_the_prompt_order(monkeypatch):
     out = policy.generate([[PROMPT[0], {"role": "user", "content": t}] for t in texts], max_new_tokens=6)
     assert seen == [["Hi.", "I feel low.", "I feel low. " * 30]]  # shortest first: little padding per batch
     assert out.texts == [f"answer to {t}" for t in texts]
+
+
+def test_a_key_echoed_json_escaped_is_redacted_from_the_decoded_reply(chat_server, monkeypatch):
+    """Issue 13 item 9: redaction ran on the raw HTTP text only, so ``sk\\u002d...`` came back as the key after decoding."""
+    monkeypatch.setenv("MY_KEY", "sk-secret-123")
+    payload = json.dumps({"choices": [{"message": {"content": "your key is KEY"}}]}).replace("KEY", "sk\\u002dsecret\\u002D123")
+    monkeypatch.setattr(chat_server, "respond", lambda path, body, auth: (200, payload, {}))
+    out = OpenAIPolicy(parse_policy_spec(f"openai:m@{chat_server.url}"), api_key_env="MY_KEY").generate([PROMPT], max_new_tokens=8)
+    assert out.texts == ["your key is ***"] and "secret" not in out.texts[0]

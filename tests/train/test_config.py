@@ -98,3 +98,13 @@ def test_experiment_configs_parse(name):
 def test_experiment_configs_exist():
     names = {p.name for p in EXPERIMENTS.glob("*.yaml")}
     assert {"sft_tiny.yaml", "sft_smollm2.yaml", "grpo_tiny.yaml", "grpo_smollm2.yaml", "rloo_tiny.yaml"} <= names
+
+
+def test_normalised_rewards_default_to_grpo_groups():
+    """Issue 13 item 10: normalised mode standardises per group of num_generations unless group_size says otherwise."""
+    from mmrl.train.config import RLRunConfig
+
+    spec = {"mode": "normalised", "rewards": {"format": 1.0, "length": 1.0}}
+    assert RLRunConfig(reward_spec=spec, num_generations=4, per_device_train_batch_size=8).reward_spec_parsed()["group_size"] == 4
+    explicit = {**spec, "group_size": 8}
+    assert RLRunConfig(reward_spec=explicit, num_generations=4, per_device_train_batch_size=8).reward_spec_parsed()["group_size"] == 8
