@@ -50,3 +50,7 @@ class MissingDependencyError(MmrlError):
 
 class SplitLeakError(MmrlError):
     """Validation/test data was requested where only the train split is allowed."""
+
+
+class EvalError(MmrlError):
+    """An evaluation whose generations failed too often to be reported as a result."""

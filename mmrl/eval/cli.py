@@ -53,6 +53,18 @@ def _eval(args: argparse.Namespace) -> None:
         _print_summary([report])
     if args.out is not None:
         print(f"report in {args.out / 'report.md'} (JSON: report.json, per-prompt outputs: samples.jsonl)", file=sys.stderr if args.json else sys.stdout)
+    _check_failures([report], args.max_failed_share)
+
+
+def _check_failures(reports: Sequence[dict], max_share: float) -> None:
+    """Exit non-zero (after the reports are written) when a policy's generations failed more often than ``max_share``."""
+    from mmrl.errors import EvalError
+    from mmrl.eval.compare import failed_share
+
+    bad = [f"{r['policy']}: {r['meta']['generation_failures']} of {r['prompts']}" for r in reports if failed_share(r) > max_share]
+    if bad:
+        raise EvalError(f"too many failed generations (more than {max_share:.0%} of the prompts): {'; '.join(bad)}; "
+                        "their reasons are in the reports (generation_failure_examples) and samples.jsonl")  # fmt: skip
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -71,6 +83,7 @@ def _compare(args: argparse.Namespace) -> None:
         _print_summary(reports)
     where = f"comparison in {args.out / 'comparison.md'}, {args.out / 'comparison.csv'} and {args.out / 'comparison.png'}; per-policy reports in its subfolders"
     print(where, file=sys.stderr if args.json else sys.stdout)
+    _check_failures(reports, args.max_failed_share)
 
 
 def _print_summary(reports: Sequence[dict]) -> None:
@@ -116,6 +129,8 @@ def _shared(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge's API key")
     parser.add_argument("--json", action="store_true", help="print the JSON report(s) instead of a table")
+    parser.add_argument("--max-failed-share", type=float, default=0.1,
+                        help="exit non-zero when more than this share of a policy's generations failed (default 0.1)")  # fmt: skip
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

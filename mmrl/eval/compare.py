@@ -10,7 +10,8 @@ Report (``report.json``; the JSON ``mmrl eval --json`` prints)::
       "policy": str,                      # the policy spec
       "data": str, "split": str,          # the corpus source and split
       "prompts": int,                     # prompts evaluated (= completions, none dropped)
-      "parse": {"ok": int, "failed": int, "rate": float},  # rate = ok / prompts (structured block parses fully)
+      "scored": int,                      # prompts whose generation succeeded: every figure below is over these
+      "parse": {"ok": int, "failed": int, "rate": float},  # rate = ok / scored (structured block parses fully)
       "components": {                     # client_emotion, therapist_emotion, strategy
         task: {"accuracy", "weighted_f1", "macro_f1": float | null,
                "labelled": int,           # prompts with a gold label for the task
@@ -45,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrl.errors import ConfigError, DataError
+from mmrl.errors import ConfigError, DataError, EvalError
 from mmrl.eval import metrics
 from mmrl.eval.policies import EvalPolicy, Generation, PolicySpec, load_eval_policy, parse_policy_spec
 from mmrl.labels import TRUST_CRITERIA
@@ -174,22 +175,29 @@ def evaluate(
         raise ConfigError(f"policy {policy.name!r} returned {len(generation.texts)} completions for {len(prompts)} prompts")
     parsed = [parse_output(text) for text in generation.texts]
     replies = [reply_text(text) for text in generation.texts]
-    contexts = prompts.contexts
+    # a failed generation (HTTP error, closed port) is no answer: it is counted, never scored as an empty reply
+    ok = [i for i in range(len(prompts)) if i not in generation.failures]
+    if not ok:
+        reason = next(iter(generation.failures.values()), "no completions")
+        raise EvalError(f"every one of the {len(prompts)} generations of {policy.name!r} failed, e.g.: {reason}")
+    contexts = [prompts.contexts[i] for i in ok]
+    scored_parsed, scored_replies = [parsed[i] for i in ok], [replies[i] for i in ok]
 
-    referenced = [i for i, c in enumerate(contexts) if c.reference and c.reference.strip()]
-    text = metrics.text_scores([replies[i] for i in referenced], [contexts[i].reference for i in referenced])
-    similarity = metrics.embedding_similarity(contexts, replies)
+    referenced = [j for j, c in enumerate(contexts) if c.reference and c.reference.strip()]
+    text = metrics.text_scores([scored_replies[j] for j in referenced], [contexts[j].reference for j in referenced])
+    similarity = metrics.embedding_similarity(contexts, scored_replies)
     text["embedding_similarity"] = similarity["mean"]
-    trust, local, judged = metrics.trust_scores(contexts, replies, criteria=criteria, judge=judge)
-    monitors = compute_monitors(replies, contexts, trust_scores=local, judge_scores=judged or None)
+    trust, local, judged = metrics.trust_scores(contexts, scored_replies, criteria=criteria, judge=judge)
+    monitors = compute_monitors(scored_replies, contexts, trust_scores=local, judge_scores=judged or None)
 
     report = {
         "policy": policy.name,
         "data": prompts.meta["source"],
         "split": prompts.meta["split"],
         "prompts": len(prompts),
-        "parse": metrics.parse_stats(parsed),
-        "components": metrics.component_scores(parsed, contexts),
+        "scored": len(ok),
+        "parse": metrics.parse_stats(scored_parsed),
+        "components": metrics.component_scores(scored_parsed, contexts),
         "text": text,
         "trust": trust,
         "monitors": dict(monitors),
@@ -209,8 +217,24 @@ def evaluate(
             "trust_scorers": "local" if judge is None else f"local + judge {judge.judge_id}",
         },
     }
-    samples = [_sample(i, generation, parsed[i], replies[i], contexts[i], local, judged) for i in range(len(prompts))]
+    local, judged = _spread(local, ok, len(prompts)), _spread(judged, ok, len(prompts))
+    samples = [_sample(i, generation, parsed[i], replies[i], prompts.contexts[i], local, judged) for i in range(len(prompts))]
     return to_json(report), to_json(samples)
+
+
+def _spread(scores: Mapping[str, Sequence[float]], ok: Sequence[int], n: int) -> dict[str, np.ndarray]:
+    """Scores of the scored prompts put back at their prompt indices; NaN at the failed generations."""
+    out = {}
+    for name, values in scores.items():
+        full = np.full(n, np.nan)
+        full[list(ok)] = np.asarray(values, dtype=np.float64)
+        out[name] = full
+    return out
+
+
+def failed_share(report: Mapping[str, Any]) -> float:
+    """The share of a report's prompts whose generation failed."""
+    return report["meta"]["generation_failures"] / max(report["prompts"], 1)
 
 
 def _meteor_note() -> str:

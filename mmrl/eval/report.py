@@ -67,8 +67,9 @@ def eval_markdown(report: Mapping[str, Any]) -> str:
         "## Structured output",
         "",
         (
-            f"{parse['ok']} of {report['prompts']} outputs parse fully (rate {_fmt(parse['rate'])}); {parse['failed']} do not, "
-            f"and count as wrong answers below ({meta.get('generation_failures', 0)} of them are failed generations)."
+            f"{meta.get('generation_failures', 0)} of {report['prompts']} generations failed (no answer: counted here, left out of "
+            f"every figure). Of the {report.get('scored', report['prompts'])} answers, {parse['ok']} parse fully (rate "
+            f"{_fmt(parse['rate'])}); {parse['failed']} do not, and count as wrong answers below."
         ),
         "",
     ]

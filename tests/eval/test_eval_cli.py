@@ -12,7 +12,7 @@ from mmrl.eval.compare import build_prompts
 from mmrl.labels import TRUST_CRITERIA
 from mmrl.policy.prompts import format_output
 
-TOP_KEYS = {"policy", "data", "split", "prompts", "parse", "components", "text", "trust", "monitors", "meta"}
+TOP_KEYS = {"policy", "data", "split", "prompts", "scored", "parse", "components", "text", "trust", "monitors", "meta"}
 TEXT_KEYS = {"bleu2", "rouge1", "rouge2", "rougeL", "meteor", "embedding_similarity"}
 
 
