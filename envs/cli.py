@@ -69,7 +69,9 @@ def _check(args: argparse.Namespace) -> None:
 
 def _prompts(args: argparse.Namespace) -> None:
     from envs.trl_bridge import prompt_dataset
+    from mmrl.outputs import check_output
 
+    check_output(args.out, inputs=[args.data], overwrite=args.overwrite)
     dataset = prompt_dataset(
         str(args.data) if args.data else None,
         format=args.format,
@@ -99,6 +101,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     prompts = actions.add_parser("prompts", help="write the TRL prompt dataset of a split as JSONL")
     prompts.add_argument("data", type=Path, nargs="?", default=None, help="a MESC/synth directory or a .jsonl file (default: the embedded corpus)")
     prompts.add_argument("--out", type=Path, required=True, help="the JSONL file to write")
+    prompts.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     prompts.add_argument("--format", choices=("mesc", "synth", "jsonl", "multimood"), default=None, help="default: detected")
     prompts.add_argument("--split", choices=("train", "val", "test"), default="train", help="default: train")
     prompts.add_argument("--eval", action="store_true", help="an evaluation dataset: allows the val and test splits")

@@ -37,10 +37,13 @@ def _judge(args: argparse.Namespace):
 
 
 def _eval(args: argparse.Namespace) -> None:
+    from mmrl.outputs import check_output
     from mmrl.eval.compare import evaluate, write_eval
     from mmrl.eval.policies import load_eval_policy, parse_policy_spec
 
     spec = parse_policy_spec(args.policy)  # a malformed spec fails before the data loads
+    if args.out is not None:
+        check_output(args.out, inputs=[args.data], overwrite=args.overwrite, writes=("report.json", "report.md", "samples.jsonl"))
     prompts = _prompts(args)
     judge = _judge(args)
     policy = load_eval_policy(spec, device=args.device, batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env)
@@ -68,10 +71,12 @@ def _check_failures(reports: Sequence[dict], max_share: float) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
+    from mmrl.outputs import check_output
     from mmrl.eval.compare import compare, comparison_specs
 
     specs = [s for s in args.policies.split(",") if s.strip()]
     comparison_specs(specs)  # a malformed spec fails before the data loads
+    check_output(args.out, inputs=[args.data], overwrite=args.overwrite, writes=("comparison.md", "comparison.csv", "comparison.png"))
     prompts = _prompts(args)
     reports = compare(
         specs, prompts, args.out, max_new_tokens=args.max_new_tokens, judge=_judge(args), device=args.device,
@@ -129,6 +134,7 @@ def _shared(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge's API key")
     parser.add_argument("--json", action="store_true", help="print the JSON report(s) instead of a table")
+    parser.add_argument("--overwrite", action="store_true", help="replace the reports of an earlier run in --out")
     parser.add_argument("--max-failed-share", type=float, default=0.1,
                         help="exit non-zero when more than this share of a policy's generations failed (default 0.1)")  # fmt: skip
 

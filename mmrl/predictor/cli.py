@@ -97,9 +97,11 @@ def _print_report(report: dict) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from mmrl.outputs import check_output
     from mmrl.predictor.evaluate import items_of
     from mmrl.predictor.model import MultimodalPredictor
 
+    check_output(args.out, inputs=[args.data, args.ckpt], overwrite=args.overwrite)
     predictor = MultimodalPredictor.load(args.ckpt)
     dialogues = load_dialogues(args.data, args.format, args.media_dir)
     items = items_of([d for d in dialogues if args.split is None or d.split == args.split])
@@ -149,4 +151,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     data_arguments(predict)
     predict.add_argument("--split", choices=("train", "val", "test"), default=None, help="only this split (default: all)")
     predict.add_argument("--out", type=Path, required=True, help="jsonl file to write")
+    predict.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     predict.set_defaults(func=_predict)

@@ -39,6 +39,6 @@ def test_prompts(corpus_dir, tmp_path, capsys):
     assert rows and {row["split"] for row in rows} == {"train"} and rows[0]["prompt"][0]["role"] == "system"
     assert f"to {out}" in capsys.readouterr().out
     with pytest.raises(SplitLeakError):
-        _run("env", "prompts", str(corpus_dir), "--out", str(out), "--split", "test")
-    _run("env", "prompts", str(corpus_dir), "--out", str(out), "--split", "test", "--eval")
+        _run("env", "prompts", str(corpus_dir), "--out", str(out), "--split", "test", "--overwrite")
+    _run("env", "prompts", str(corpus_dir), "--out", str(out), "--split", "test", "--eval", "--overwrite")
     assert {json.loads(line)["split"] for line in out.read_text().splitlines()} == {"test"}
