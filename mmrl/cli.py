@@ -23,7 +23,9 @@ def _print_json(payload: object) -> None:
 
 def _data_synth(args: argparse.Namespace) -> None:
     from mmrl.data.synth import generate
+    from mmrl.outputs import check_output
 
+    check_output(args.out, overwrite=args.overwrite, writes=("corpus.jsonl", "manifest.json"))
     out = generate(args.out, n_dialogues=args.dialogues, seed=args.seed)
     print(f"wrote the synthetic corpus ({args.dialogues} dialogues, seed {args.seed}) to {out}")
 
@@ -85,7 +87,9 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _ablate(args: argparse.Namespace) -> None:
     from mmrl.ablation import AblationConfig, run_ablation
+    from mmrl.outputs import check_output
 
+    check_output(args.out, inputs=[args.config], overwrite=args.overwrite, writes=("results.csv", "results.md", "summary.json"))
     overrides = {"mode": args.mode, "seeds": None if args.seeds is None else list(range(args.seeds))}
     result = run_ablation(AblationConfig.from_yaml(args.config, **overrides), args.out, address=args.address)
     print(f"{result['trials']} trials; results.csv, results.md, effects.png and pareto.png are in {result['out']}")
@@ -120,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--mode", choices=VARIANT_MODES, default=None, help="how to vary the spec (default: the file's mode)")
     ablate.add_argument("--seeds", type=int, default=None, help="train every variant with seeds 0..N-1 (default: the file's seeds)")
     ablate.add_argument("--out", type=Path, required=True, help="output directory: results.csv, results.md, effects.png, pareto.png, trials/")
+    ablate.add_argument("--overwrite", action="store_true", help="replace the results of an earlier ablation in --out")
     ablate.add_argument("--address", default=None, help="Ray cluster to run the trials on (e.g. ray://head:10001); default: a local Ray")
     ablate.set_defaults(func=_ablate)
 
@@ -129,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", type=Path, required=True, help="directory to write (corpus.jsonl, media/, manifest.json)")
     synth.add_argument("--dialogues", type=int, default=40, help="number of dialogues")
     synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
     synth.set_defaults(func=_data_synth)
     stats = data_commands.add_parser("stats", help="per-split dialogue, turn and label counts")
     stats.add_argument("path", type=Path, help="a MESC directory, a synth directory, a .jsonl file or a DFEW root")

@@ -30,4 +30,5 @@ def check_output(out: Path, *, inputs: Iterable[Path | str | None] = (), overwri
         raise ConfigError(f"--out {out} is a directory; give the file to write")
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
-        raise ConfigError(f"--out {out}: {', '.join(str(t) for t in existing[:3])} already exists; pass --overwrite to replace it")
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise ConfigError(f"--out {out}: {', '.join(str(t) for t in existing[:3])} already {verb}; pass --overwrite to replace it")

@@ -40,3 +40,18 @@ def test_env_prompts_refuses_to_overwrite_its_input_and_existing_files(tmp_path,
     first = out.read_text()
     assert main(["env", "prompts", "--out", str(out)]) == 2 and "--overwrite" in capsys.readouterr().err
     assert main(["env", "prompts", "--out", str(out), "--overwrite"]) == 0 and out.read_text() == first
+
+
+def test_data_synth_and_ablate_keep_existing_results(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert main(["data", "synth", "--out", str(out), "--dialogues", "3", "--seed", "1"]) == 0
+    assert main(["data", "synth", "--out", str(out), "--dialogues", "3", "--seed", "2"]) == 2
+    assert "corpus.jsonl, " in (err := capsys.readouterr().err) and "already exist; pass --overwrite" in err
+    assert main(["data", "synth", "--out", str(out), "--dialogues", "3", "--seed", "2", "--overwrite"]) == 0
+    runs = tmp_path / "ablate"
+    runs.mkdir()
+    (runs / "results.csv").write_text("earlier results\n")
+    config = tmp_path / "ablate.yaml"
+    config.write_text("unused: true\n")
+    assert main(["ablate", "--config", str(config), "--out", str(runs)]) == 2
+    assert "results.csv already exists" in capsys.readouterr().err and (runs / "results.csv").read_text() == "earlier results\n"
