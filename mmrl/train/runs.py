@@ -125,13 +125,19 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
 def resume_checkpoint(config: RunConfig) -> Path | None:
     """The checkpoint to resume from: the last one when ``config.resume``, else None.
 
-    Refuses to start a fresh run over an output_dir that holds checkpoints (they would be mixed);
-    with ``resume`` and no checkpoint yet, warns and starts from step 0.
+    Refuses to start a fresh run over an output_dir that holds checkpoints (they would be mixed), and
+    to resume a run whose last checkpoint is already at ``max_steps`` (it would train one more step and
+    overwrite the run's model and reports); with ``resume`` and no checkpoint yet, warns and starts from step 0.
     """
     checkpoint = last_checkpoint(config.output_dir)
     if config.resume:
         if checkpoint is None:
             warnings.warn(f"resume: no complete checkpoint in {config.output_dir}; starting from step 0", stacklevel=2)
+        elif int(_CHECKPOINT.match(checkpoint.name).group(1)) >= config.max_steps:
+            raise ConfigError(
+                f"{checkpoint} is at step {checkpoint.name.rsplit('-', 1)[1]} and max_steps is {config.max_steps}: the run is "
+                "complete, nothing to resume (nothing was written); raise max_steps to train further"
+            )
         return checkpoint
     if checkpoint is not None:
         raise ConfigError(

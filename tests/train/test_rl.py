@@ -63,6 +63,11 @@ def test_cli_resume_flag_continues_and_a_plain_rerun_is_refused(tmp_path, write_
     assert "already holds checkpoint-1: pass --resume (resume: true) to continue that run" in capsys.readouterr().err
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--resume"]) == 0
     assert "GRPO finished at step 2 (resumed from checkpoint-1)" in capsys.readouterr().out
+    # issue 13 item 5: resuming a finished run trained one more step and overwrote model/ and the reports
+    summary = (out / "summary.json").read_text()
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "--resume"]) == 2
+    assert "max_steps is 2: the run is complete, nothing to resume" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == summary and not (out / "checkpoint-3").exists()
 
 
 def test_val_evaluation_scores_every_val_prompt(tmp_path, rl_fields):
