@@ -21,6 +21,8 @@ __all__ = ["add_commands"]
 
 
 def _overrides(args: argparse.Namespace) -> dict:
+    if args.force_resume:
+        return {"resume": True, "force_resume": True}
     return {"resume": True} if args.resume else {}
 
 
@@ -73,6 +75,9 @@ def _add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument("--config", type=Path, required=True, help=f"YAML with {example}")
     parser.add_argument(
         "--resume", action="store_true", help="continue from the last complete checkpoint in output_dir (same step count, optimizer and scheduler state)"
+    )
+    parser.add_argument(
+        "--force-resume", action="store_true", help="resume even though the config differs from the one the run started with (both are recorded)"
     )
     ray = parser.add_argument_group("Ray Train (docs/cluster.md)")
     ray.add_argument("--num-workers", type=int, default=None, metavar="K", help="run on K Ray Train workers, one trainer each; without it the run is local")

@@ -53,6 +53,7 @@ class RunConfig(YamlConfig):
     save_steps: int = field(default=50, metadata={"help": "checkpoint every N steps (a killed run loses at most N)"})
     save_total_limit: int | None = field(default=2, metadata={"help": "checkpoints kept (oldest deleted); null: all"})
     resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir"})
+    force_resume: bool = field(default=False, metadata={"help": "resume even where the config differs from the run's start (both are recorded)"})
     logging_steps: int = field(default=1, metadata={"help": "log metrics every N steps"})
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"], metadata={"help": "TRL/transformers report_to: tensorboard (default), wandb, none, ..."})
     trl_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "any other field of TRL's config, passed through"})

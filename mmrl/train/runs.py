@@ -32,6 +32,8 @@ __all__ = [
     "last_checkpoint",
     "load_predictor",
     "load_split",
+    "RESUME_LOG",
+    "START_CONFIG",
     "resume_checkpoint",
     "trl_arguments",
     "wait_for_everyone",
@@ -138,13 +140,54 @@ def resume_checkpoint(config: RunConfig) -> Path | None:
                 f"{checkpoint} is at step {checkpoint.name.rsplit('-', 1)[1]} and max_steps is {config.max_steps}: the run is "
                 "complete, nothing to resume (nothing was written); raise max_steps to train further"
             )
+        else:
+            _check_same_config(config, checkpoint)
         return checkpoint
     if checkpoint is not None:
         raise ConfigError(
             f"{config.output_dir} already holds {checkpoint.name}: pass --resume (resume: true) to continue that run, "
             "or choose another output_dir"
         )
+    if is_main_process():
+        _write_yaml(Path(config.output_dir) / START_CONFIG, config.to_dict())
     return None
+
+
+#: The config a run started with, written before its first step; a resume is compared with it.
+START_CONFIG = "config_start.yaml"
+#: Where a forced resume records the config it continued with and how it differed.
+RESUME_LOG = "config_resumes.jsonl"
+#: Fields a resume may change: continuing for more steps is what resuming is for.
+_RESUMABLE = frozenset({"resume", "force_resume", "max_steps"})
+
+
+def _write_yaml(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(payload, sort_keys=False), encoding="utf-8")
+
+
+def _check_same_config(config: RunConfig, checkpoint: Path) -> None:
+    """Refuse to resume with a config other than the run's start config (``force_resume``: record both and go on)."""
+    output_dir = Path(config.output_dir)
+    started = next((p for p in (output_dir / START_CONFIG, output_dir / "config.yaml") if p.is_file()), None)
+    if started is None:
+        return
+    before = yaml.safe_load(started.read_text(encoding="utf-8")) or {}
+    now = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # the same round trip as the stored one
+    changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if k not in _RESUMABLE and before.get(k) != now.get(k)}
+    if not changed:
+        return
+    listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(changed.items())[:6])
+    if not config.force_resume:
+        raise ConfigError(
+            f"resuming {checkpoint} with a config that differs from the one the run started with ({started.name}): {listed}. "
+            "A resumed run must be one run: undo the changes, start a new output_dir, or pass --force-resume to record both"
+        )
+    if is_main_process():
+        record = {"checkpoint": checkpoint.name, "config": now, "changed": {k: {"start": a, "now": b} for k, (a, b) in changed.items()}}
+        with (output_dir / RESUME_LOG).open("a", encoding="utf-8") as log:
+            log.write(json.dumps(record, default=str) + "\n")
+    warnings.warn(f"--force-resume: {listed} (recorded in {output_dir / RESUME_LOG})", stacklevel=3)
 
 
 def trl_arguments(config: RunConfig, deepspeed: dict[str, Any] | None = None, **specific: Any) -> dict[str, Any]:

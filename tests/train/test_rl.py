@@ -70,6 +70,22 @@ def test_cli_resume_flag_continues_and_a_plain_rerun_is_refused(tmp_path, write_
     assert (out / "summary.json").read_text() == summary and not (out / "checkpoint-3").exists()
 
 
+def test_resume_with_a_changed_config_is_refused_unless_forced(tmp_path, write_config, rl_fields, capsys):
+    """Issue 13 item 6: a resume with another learning rate silently mixed two runs."""
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(write_config("run.yaml", **rl_fields(out, max_steps=1)))]) == 0
+    assert (out / "config_start.yaml").is_file()
+    changed = write_config("changed.yaml", **{**rl_fields(out, max_steps=2), "learning_rate": 0.5})
+    assert main(["train", "--config", str(changed), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "differs from the one the run started with (config_start.yaml): learning_rate:" in err and "--force-resume" in err
+    assert not (out / "checkpoint-2").exists()
+    with pytest.warns(UserWarning, match="--force-resume: learning_rate"):
+        assert main(["train", "--config", str(changed), "--force-resume"]) == 0
+    [record] = [json.loads(line) for line in (out / "config_resumes.jsonl").read_text().splitlines()]
+    assert record["checkpoint"] == "checkpoint-1" and record["changed"]["learning_rate"]["now"] == 0.5
+
+
 def test_val_evaluation_scores_every_val_prompt(tmp_path, rl_fields):
     from envs.trl_bridge import prompt_dataset
     from mmrl.train.runs import load_split
