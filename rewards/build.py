@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import random
 from collections.abc import Sequence
@@ -29,20 +30,11 @@ from mmrl.data.schema import Dialogue
 from rewards.base import Context
 from rewards.context_fit import BUCKETS, FEATURES, ContextFit, segments, word_buckets
 from rewards.criteria.common import CRITERIA_MODEL, embed
-from rewards.probe import FILLERS, GENERIC_REPLIES, probe_contexts
+from rewards.criteria.learned import TRAINING_GENERICS
+from rewards.probe import FILLERS, other_replies, probe_contexts
 
-__all__ = ["TRAINING_GENERICS", "build", "build_context_fit", "build_probes", "recall_at_1"]
+__all__ = ["build", "build_context_fit", "build_probes", "recall_at_1"]
 
-#: Generic replies used as negatives in training only (the probe's own ones plus more).
-TRAINING_GENERICS: tuple[str, ...] = (
-    *(reply for replies in GENERIC_REPLIES.values() for reply in replies),
-    "I understand how you feel.",
-    "Go on.",
-    "What do you think about that?",
-    "That must have been very difficult for you.",
-    "Let's talk about what's going on for you right now.",
-    "How are you feeling today?",
-)
 POWER = 0.5
 EPOCHS = 8
 BATCH = 256
@@ -75,15 +67,9 @@ def _statistics(train: Sequence[Dialogue], contexts: Sequence[Context], model: s
 
 def recall_at_1(model: ContextFit, contexts: Sequence[Context], rng: random.Random, n_candidates: int = 10) -> float:
     """Share of contexts whose real reply has the highest pmi among itself and replies of other dialogues."""
-    pool = [(c.dialogue_id, c.reference or "") for c in contexts]
     hits = 0
-    for c in contexts:
-        row = [c.reference or ""]
-        while len(row) < n_candidates:
-            dialogue, reply = pool[rng.randrange(len(pool))]
-            if dialogue != c.dialogue_id:
-                row.append(reply)
-        pmi = model.pmi([c] * len(row), row, reference="corpus")
+    for c, others in zip(contexts, other_replies(contexts, n_candidates - 1, rng)):
+        pmi = model.pmi([c] * n_candidates, [c.reference or "", *others], reference="corpus")
         hits += int(pmi[0] > pmi[1:].max())
     return hits / len(contexts)
 
@@ -136,9 +122,9 @@ def build_context_fit(train: Sequence[Dialogue], val: Sequence[Dialogue], *, mod
     val_contexts = probe_contexts(val)
     dialogue = np.array([c.dialogue_id for c in contexts])
 
-    def fitted(scale: float = 1.0) -> ContextFit:
+    def fitted() -> ContextFit:
         word_weights = (idf * torch.exp(log_gain)).detach().numpy().astype(np.float64)
-        return ContextFit(idf_np, word_weights, occurrence_np, mean_vectors_np, (weights).detach().numpy().astype(np.float64), POWER, scale, 0.0, model)
+        return ContextFit(idf_np, word_weights, occurrence_np, mean_vectors_np, weights.detach().numpy().astype(np.float64), POWER, 1.0, 0.0, model)
 
     report: dict = {"train_contexts": len(contexts), "val_contexts": len(val_contexts), "val_recall_by_epoch": []}
     best: tuple[float, ContextFit] | None = None
@@ -167,8 +153,7 @@ def build_context_fit(train: Sequence[Dialogue], val: Sequence[Dialogue], *, mod
             best = (recall, fitted())
     assert best is not None
     scale = _calibration_scale(best[1], contexts, rng)
-    chosen = best[1]
-    final = ContextFit(chosen.idf, chosen.word_weights, chosen.occurrence, chosen.mean_vectors, chosen.weights, POWER, scale, 0.0, model)
+    final = dataclasses.replace(best[1], scale=scale)
     report.update(val_recall_at_1=best[0], scale=scale, weights=dict(zip(FEATURES, np.round(final.weights, 4).tolist())))
     return final, report
 
@@ -177,13 +162,7 @@ def _calibration_scale(model: ContextFit, contexts: Sequence[Context], rng: rand
     """Logistic regression without intercept of real (1) vs other-dialogue replies (0) on pmi."""
     from sklearn.linear_model import LogisticRegression
 
-    others = []
-    for c in contexts:
-        while True:
-            other = contexts[rng.randrange(len(contexts))]
-            if other.dialogue_id != c.dialogue_id:
-                others.append(other.reference or "")
-                break
+    others = [row[0] for row in other_replies(contexts, 1, rng)]
     real = model.pmi(contexts, [c.reference or "" for c in contexts], reference="corpus")
     other = model.pmi(contexts, others, reference="corpus")
     x = np.concatenate([real, other])[:, None]

@@ -3,10 +3,10 @@
 A reply's match with a context is a linear score over six features: for each of three context
 segments (the client's utterance; the last three turns and the utterance; the whole history and the
 utterance), the IDF-weighted overlap of their words (``Σ idf(w)`` over shared word buckets, divided by
-``(Σ idf(w) over the reply)^POWER``) and the cosine of their static embeddings. The weights are fitted
-on MESC's train split with an InfoNCE loss (the real counsellor reply against replies of other
-dialogues, other turns of the same dialogue, generic replies, truncated and filler-padded replies),
-selected on val.
+``(Σ idf(w) over the reply)^POWER``) and the cosine of their static embeddings. The weights (and a gain
+per word) are fitted on MESC's train split with an InfoNCE loss (the real counsellor reply against
+replies of other dialogues, generic replies and filler-padded replies), selected on val
+(:mod:`rewards.build`).
 
 **Specificity** is what the reward scores: ``pmi = s(c, r) − mean over other contexts c' of s(c', r)``,
 in the spirit of maximum-mutual-information decoding against generic replies (Li et al., 2016). A
@@ -81,7 +81,7 @@ def segments(context: Context) -> tuple[str, str, str]:
 
 @dataclass(frozen=True)
 class ContextFit:
-    """The fitted model: IDF per bucket, corpus statistics per segment, feature weights and calibration."""
+    """The fitted model: IDF and word weights per bucket, reference-corpus statistics, feature weights and calibration."""
 
     idf: np.ndarray  # (BUCKETS,): the reply's IDF mass, divided out
     word_weights: np.ndarray  # (BUCKETS,): the weight of a shared word (IDF times a learned gain)
@@ -128,24 +128,22 @@ class ContextFit:
         bags = self._bags(replies)
         norms = self._norms(bags)
         out = np.zeros((len(replies), len(FEATURES)))
-        sizes: dict[str, list[int]] = {}
-        for i, (context, bag) in enumerate(zip(contexts, bags)):
-            key = context.key()
-            if key not in sizes:
-                sizes[key] = [len(word_buckets(text)) for text in segments(context)]
-            chance = 1.0 - np.power.outer(1.0 - self.occurrence[bag], sizes[key])  # (words of the reply, 3 segments)
+        parts = list(zip(*(segments(c) for c in contexts))) if contexts else [(), (), ()]
+        sizes = [{text: len(word_buckets(text)) for text in set(texts)} for texts in parts]  # distinct words per segment
+        for i, bag in enumerate(bags):
+            chance = 1.0 - np.power.outer(1.0 - self.occurrence[bag], [sizes[k][parts[k][i]] for k in range(3)])  # (reply words, 3)
             out[i, :3] = (self.word_weights[bag] @ chance) / norms[i]
         directions = self.mean_vectors / np.linalg.norm(self.mean_vectors, axis=1, keepdims=True)
-        parts = list(zip(*(segments(c) for c in contexts))) if contexts else [(), (), ()]
         along = np.stack([embed(list(texts), self.model) @ directions[k] for k, texts in enumerate(parts)], axis=1)
         out[:, 3:] = (embed(list(replies), self.model) @ directions.T) * along
         return out
 
-    def batch_features(self, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray | None:
+    def batch_features(self, contexts: Sequence[Context], replies: Sequence[str], own: np.ndarray | None = None) -> np.ndarray | None:
         """``(n, 6)`` mean features of each reply over the *other* distinct contexts of the batch (None with fewer than two).
 
         The features are linear in the context's word bag and embedding, so the sum over all distinct
-        contexts is one aggregate bag and one summed vector per segment; the reply's own context is subtracted.
+        contexts is one aggregate bag and one summed vector per segment; the reply's own context (its
+        :meth:`features`, computed here unless given as ``own``) is subtracted.
         """
         distinct = list({c.key(): c for c in contexts}.values())
         if len(distinct) < 2:
@@ -161,13 +159,14 @@ class ContextFit:
             for i, bag in enumerate(bags):
                 total[i, k] = (counts[bag] * self.word_weights[bag]).sum() / norms[i]
             total[:, 3 + k] = vectors @ embed(list(texts), self.model).sum(axis=0)
-        return (total - self.features(contexts, replies)) / (len(distinct) - 1)
+        own = self.features(contexts, replies) if own is None else own
+        return (total - own) / (len(distinct) - 1)
 
     def pmi(self, contexts: Sequence[Context], replies: Sequence[str], reference: Reference = "corpus") -> np.ndarray:
         """``s(c, r) − mean s(c', r)`` per reply: the mean over reference contexts of the same size (``"corpus"``) or over
         the batch's other contexts (``"batch"``; the corpus when the batch holds a single context)."""
         own = self.features(contexts, replies)
-        expected = self.batch_features(contexts, replies) if reference == "batch" else None
+        expected = self.batch_features(contexts, replies, own) if reference == "batch" else None
         if expected is None:
             expected = self.corpus_features(contexts, replies)
         return (own - expected) @ self.weights
@@ -192,7 +191,6 @@ class ContextFit:
 
         from mmrl.files import atomic_file
 
-        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as tmp:
             save_file(self.arrays(), tmp, metadata={"model": str(self.model), "features": ",".join(FEATURES), **(metadata or {})})
 

@@ -29,7 +29,7 @@ from mmrl.data.schema import Dialogue
 from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context, Reward
 
-__all__ = ["FILLERS", "GENERIC_REPLIES", "MEAN", "probe_contexts", "reward_probe"]
+__all__ = ["FILLERS", "GENERIC_REPLIES", "MEAN", "other_replies", "probe_contexts", "reward_probe"]
 
 #: The key of the seven-criteria mean in every table of the probe.
 MEAN = "mean7"
@@ -97,9 +97,9 @@ def _scores(scorers: Mapping[str, Reward], contexts: Sequence[Context], replies:
     return out
 
 
-def _others(contexts: Sequence[Context], k: int, rng: random.Random) -> list[list[str]]:
-    """For each context, ``k`` real replies drawn from other dialogues."""
-    pool = [(c.dialogue_id, c.reference) for c in contexts]
+def other_replies(contexts: Sequence[Context], k: int, rng: random.Random) -> list[list[str]]:
+    """For each context, ``k`` real replies (``reference``) drawn from the contexts of other dialogues."""
+    pool = [(c.dialogue_id, c.reference or "") for c in contexts]
     out = []
     for context in contexts:
         picked: list[str] = []
@@ -145,7 +145,7 @@ def reward_probe(
         for name, by_style in wins.items()
     }
 
-    others = _others(contexts, n_candidates - 1, rng)
+    others = other_replies(contexts, n_candidates - 1, rng)
     candidates = [_scores(scorers, contexts, [row[j] for row in others]) for j in range(n_candidates - 1)]
     report["other_win"] = {name: float(np.mean(real[name] > candidates[0][name])) for name in names}
     report["recall_at_1"] = {

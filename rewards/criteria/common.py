@@ -142,7 +142,7 @@ def sentences(text: str) -> list[str]:
     return [part for part in _SENTENCE.split(text.strip()) if part.strip()]
 
 
-_FIT_MEMO: list = []  # [(contexts, replies), values]: the last batch (the criteria of one composite call share it)
+_FIT_MEMO: list = []  # [(key, contexts, values)] of the last batch: the criteria of one composite call share it
 
 
 #: The bound of the context-fit feature in log-odds units: word overlap with a short context (a single utterance, no

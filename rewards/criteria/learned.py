@@ -29,6 +29,7 @@ import hashlib
 import inspect
 import json
 import os
+import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -42,8 +43,9 @@ from mmrl.errors import ConfigError, DataError
 from mmrl.files import cache_root, cached_arrays
 from rewards.base import Context
 from rewards.criteria.common import CRITERIA_MODEL, embed, log_odds, normalise
+from rewards.probe import GENERIC_REPLIES
 
-__all__ = ["BOUND", "FIT_VERSION", "GENERIC_WORSE", "L2", "PROBES", "SPLITS", "TRAINING_FILLERS", "LearnedTerm", "Pair", "augment", "load_pairs", "mesc_contexts", "mesc_dir",
+__all__ = ["BOUND", "FIT_VERSION", "GENERIC_WORSE", "L2", "PROBES", "SPLITS", "TRAINING_FILLERS", "TRAINING_GENERICS", "LearnedTerm", "Pair", "augment", "load_pairs", "mesc_contexts", "mesc_dir",
            "pairs_path", "shipped_probe"]
 
 #: Changes whenever the fitting procedure does (invalidates every cached probe).
@@ -232,6 +234,16 @@ def shipped_probe(criterion: str, key: str) -> dict[str, np.ndarray] | None:
 #: Chosen on the dev pairs: for truthfulness, safety and ethical guidance it cost dev accuracy, and their context-fit
 #: feature already keeps generic replies down.
 GENERIC_WORSE = ("empathy", "reliability", "fairness", "privacy")
+#: Generic replies: negatives in training only (the probe command's own ones plus more), for the probes and for context_fit.
+TRAINING_GENERICS: tuple[str, ...] = (
+    *(reply for replies in GENERIC_REPLIES.values() for reply in replies),
+    "I understand how you feel.",
+    "Go on.",
+    "What do you think about that?",
+    "That must have been very difficult for you.",
+    "Let's talk about what's going on for you right now.",
+    "How are you feeling today?",
+)
 #: Generic sentences appended in training augmentation (the probe command checks others: ``rewards.probe.FILLERS``).
 TRAINING_FILLERS: tuple[str, ...] = (
     "Please know that I'm here to listen whenever you need.",
@@ -249,10 +261,6 @@ def augment(pairs: Sequence[Pair], criterion: str, seed: int = 0) -> list[Pair]:
     """Adversarial training pairs from written ones: filler or an off-topic sentence appended to the worse reply never lifts
     it, filler appended to the better one never sinks it, and (for :data:`GENERIC_WORSE`) a generic reply or a copy of the
     client's words is worse than the written better reply."""
-    import random
-
-    from rewards.build import TRAINING_GENERICS
-
     rng = random.Random(seed)
     out: list[Pair] = []
     for context, better, worse in pairs:
