@@ -179,6 +179,8 @@ class Composite:
             raise ConfigError(f"component names must be unique, got {duplicates} more than once")
         if group_size is not None and (mode != "normalised" or group_size < 1):
             raise ConfigError(f"group_size applies to mode='normalised' only and must be >= 1, got {group_size} with mode={mode!r}")
+        if isinstance(max_failed_batches, bool) or not isinstance(max_failed_batches, int) or max_failed_batches < 0:
+            raise ConfigError(f"max_failed_batches must be an integer >= 0 (0: never stop), got {max_failed_batches!r}")
         if not any(c.weight != 0 for c in components):
             raise ConfigError(f"every weight is 0 ({names}): give at least one component a nonzero weight")
         self.components = tuple(components)

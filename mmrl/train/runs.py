@@ -261,7 +261,7 @@ def finish_run(trainer: Any, config: RunConfig, resumed_from: Path | None, evalu
             model.save_pretrained(model_dir)
             trainer.processing_class.save_pretrained(model_dir)
     if is_main_process():
-        (output_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+        _write_yaml(output_dir / "config.yaml", config.to_dict())
         summary = {
             "global_step": result.global_step,
             "resumed_from": None if resumed_from is None else str(resumed_from),

@@ -196,3 +196,9 @@ def test_a_non_string_completion_is_named():
     composite = Composite([(Fixed("a", [0.5, 0.5]), 1.0)])
     with pytest.raises(RewardError, match=r"completion 1: expected str, got int \(42\)"):
         composite([Context("x"), Context("y")], ["fine", 42])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_max_failed_batches_must_be_a_count(bad):
+    with pytest.raises(ConfigError, match="max_failed_batches must be an integer >= 0"):
+        Composite([(Fixed("a", [0.5]), 1.0)], max_failed_batches=bad)
