@@ -72,9 +72,14 @@ def _prompts(args: argparse.Namespace) -> None:
     from mmrl.outputs import check_output
 
     check_output(args.out, inputs=[args.data], overwrite=args.overwrite)
+    corpus = None
+    if args.data is not None:
+        from mmrl.data import load_corpus, report_skipped
+
+        corpus = load_corpus(args.data, args.format, on_error=args.on_error)
+        report_skipped(corpus)
     dataset = prompt_dataset(
-        str(args.data) if args.data else None,
-        format=args.format,
+        corpus,
         split=args.split,
         training=not args.eval,
         max_history_turns=args.max_history_turns,
@@ -106,4 +111,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     prompts.add_argument("--split", choices=("train", "val", "test"), default="train", help="default: train")
     prompts.add_argument("--eval", action="store_true", help="an evaluation dataset: allows the val and test splits")
     prompts.add_argument("--max-history-turns", type=int, default=16, help="history turns kept in each prompt (default 16)")
+    prompts.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip it and count it (stderr)")
     prompts.set_defaults(func=_prompts)

@@ -103,7 +103,7 @@ def load_dialogues(data: DataSource | None = None, *, format: str | None = None,
     selected = [d for d in dialogues if d.split == split]
     if not selected:
         found = dict(Counter(d.split for d in dialogues))
-        raise DataError(f"no dialogue of split {split!r} (the data holds {found or 'no dialogues'}); pass split= one of those", field="split")
+        raise DataError(f"no dialogue of split {split!r} (the data holds {found or 'no dialogues'}); choose one of those (--split on the command line, split= in Python)", field="split")
     return selected
 
 

@@ -88,7 +88,7 @@ def prompt_dataset(
     arguments go to ``render_messages``.
     """
     if training and split != "train":
-        raise SplitLeakError(f"an RL training dataset takes the train split, got split={split!r}; pass training=False for an evaluation dataset")
+        raise SplitLeakError(f"an RL training dataset takes the train split, got split={split!r}; for an evaluation dataset pass training=False (`mmrl env prompts --eval` on the command line)")
     dialogues, predictor = _source(data, format, split, predictor)
     if training:
         require_train(dialogues, purpose="an RL training prompt dataset")

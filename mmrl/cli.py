@@ -73,6 +73,10 @@ def _print_stats_table(stats: dict) -> None:
         console.print(f"[yellow]skipped {stats['skipped']['skipped']} record(s)[/yellow]: {stats['skipped']['reasons']}")
 
 
+#: What ``mmrl demo`` writes into its output directory.
+_DEMO_OUTPUTS = ("report.json", "report.md", "rewards.png", "corpus", "predictor", "sft", "grpo")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from mmrl.demo import DemoConfig, run_demo
 
@@ -81,6 +85,15 @@ def _demo(args: argparse.Namespace) -> None:
         config = DemoConfig.from_yaml(args.config, **overrides)
     else:
         config = DemoConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    if args.out is not None:
+        import shutil
+
+        from mmrl.outputs import check_output, check_writable_dir
+
+        check_output(args.out, overwrite=args.overwrite, writes=_DEMO_OUTPUTS)
+        check_writable_dir(args.out, what="--out")
+        for name in ("corpus", "predictor", "sft", "grpo"):  # --overwrite: the earlier demo's stages, whose checkpoints would block a new run
+            shutil.rmtree(args.out / name, ignore_errors=True)
     out = run_demo(config, args.out)
     print(f"demo outputs are in {out}: report.md, report.json, rewards.png; predictor/, sft/ and grpo/ hold the trained models")
 
@@ -110,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the whole loop, small, on the embedded corpus")
     demo.add_argument("--out", type=Path, default=None, help="output directory (default: a new mmrl-demo-* directory)")
+    demo.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in --out")
     demo.add_argument("--config", type=Path, default=None, help="YAML with DemoConfig fields (the flags below override it)")
     demo.add_argument("--seed", type=int, default=None, help="the run's one seed (default 0)")
     demo.add_argument("--dialogues", type=int, default=None, help="size of the synthetic corpus (default 40)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MmrlError", "DataError", "ConfigError", "MissingDependencyError", "SplitLeakError"]
+__all__ = ["MmrlError", "DataError", "ConfigError", "DiskFullError", "EvalError", "MissingDependencyError", "SplitLeakError"]
 
 
 class MmrlError(Exception):
@@ -50,6 +50,10 @@ class MissingDependencyError(MmrlError):
 
 class SplitLeakError(MmrlError):
     """Validation/test data was requested where only the train split is allowed."""
+
+
+class DiskFullError(MmrlError):
+    """The device of an output directory filled up while a run wrote to it."""
 
 
 class EvalError(MmrlError):

@@ -1,13 +1,65 @@
-"""Where a command may write: never over its own input, never over existing results unless asked."""
+"""Where a command may write: never over its own input, never over existing results unless asked, never unchecked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import errno
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from mmrl.errors import ConfigError
+from mmrl.errors import ConfigError, DiskFullError
 
-__all__ = ["check_output"]
+__all__ = ["check_output", "check_writable_dir", "disk_full_as_error"]
+
+#: Below this much free space, a failed write under an output directory is taken to be a full disk.
+_FULL = 256 * 2**20
+
+
+def _no_space(directory: Path) -> str:
+    free = shutil.disk_usage(directory).free if directory.exists() else 0
+    return f"no space left on the device of {directory} ({free / 2**20:.0f} MiB free)"
+
+
+def check_writable_dir(directory: Path, *, what: str = "output_dir") -> None:
+    """ConfigError unless ``directory`` is (or can be made) a directory in which a file can be written.
+
+    Called before a run loads any model, so that a read-only, misspelt or full output location stops
+    it in seconds, not after minutes of loading.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{what} {directory} is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".mmrl-write-check-") as probe:
+            probe.write(b"\0" * 65536)
+            probe.flush()
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ConfigError(f"{what}: {_no_space(directory)}") from None
+        raise ConfigError(f"{what} {directory} is not writable ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def disk_full_as_error(directory: Path) -> Iterator[None]:
+    """Turn a full disk while writing under ``directory`` into a DiskFullError that says so.
+
+    torch reports it as ``RuntimeError: [enforce fail at inline_container.cc...]`` from deep inside
+    ``torch.save``, and Python as ``OSError(ENOSPC)``.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise DiskFullError(f"{_no_space(Path(directory))} while writing: free space, then continue with --resume") from exc
+    except RuntimeError as exc:
+        if "inline_container" not in str(exc) or shutil.disk_usage(directory).free >= _FULL:
+            raise
+        raise DiskFullError(f"{_no_space(Path(directory))} while writing ({str(exc).splitlines()[0][:120]}): "
+                            "free space, then continue with --resume") from exc  # fmt: skip
 
 
 def check_output(out: Path, *, inputs: Iterable[Path | str | None] = (), overwrite: bool = False, writes: Sequence[str] = ()) -> None:

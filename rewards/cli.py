@@ -20,13 +20,14 @@ import difflib
 import json
 from pathlib import Path
 
+from mmrl.data.io import json_lines
 from mmrl.data.schema import SPEAKERS
 from mmrl.errors import DataError
 from mmrl.labels import normalise_emotion, normalise_strategy
 from rewards.base import Context
 from rewards.compose import Component, Composite, CompositeResult
 
-__all__ = ["add_commands", "read_inputs", "INPUT_FIELDS"]
+__all__ = ["INPUT_FIELDS", "add_commands", "read_inputs"]
 
 INPUT_FIELDS: tuple[str, ...] = (
     "context", "response", "reference", "situation", "problem_type", "video_description",
@@ -65,17 +66,13 @@ def read_inputs(path: Path) -> tuple[list[Context], list[str]]:
     """Contexts and responses from a ``score`` input file; a malformed line raises DataError naming file:line and field."""
     contexts, responses = [], []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = list(json_lines(path))  # UTF-8 (a BOM is dropped); lines end at newlines only, not at U+2028 inside a string
     except OSError as exc:
         raise DataError(f"cannot read the input: {exc.strerror or exc}", path=path) from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in lines:
         where = {"path": path, "line": number}
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON: {exc.msg} at column {exc.colno}", **where) from exc
+        if isinstance(record, DataError):
+            raise record
         if not isinstance(record, dict):
             raise DataError(f"expected a JSON object, got {type(record).__name__}", **where)
         for key in record:

@@ -30,6 +30,7 @@ __all__ = [
     "Turn",
     "detect_format",
     "load_corpus",
+    "report_skipped",
     "require_train",
 ]
 
@@ -100,3 +101,12 @@ def load_corpus(
     if format == "dfew":
         raise DataError("DFEW holds clips, not dialogues: use mmrl.data.dfew.load_dfew", path=path, field="format")
     raise DataError(f"unknown format {format!r}; expected one of {[*DIALOGUE_FORMATS, 'dfew']}", field="format")
+
+
+def report_skipped(corpus: Corpus) -> None:
+    """Print to stderr how many bad records ``on_error="skip"`` skipped in ``corpus``, why, and the first one (nothing if none)."""
+    import sys
+
+    if corpus.report.skipped:
+        summary = corpus.report.summary()
+        print(f"{corpus.source}: skipped {summary['skipped']} bad record(s) {summary['reasons']}; first: {summary['examples'][0]}", file=sys.stderr)

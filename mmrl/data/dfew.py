@@ -16,13 +16,13 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-from mmrl.data.media import probe
 from mmrl.data.io import read_text
+from mmrl.data.media import probe
 from mmrl.data.schema import DfewClip, LoadReport, Split
 from mmrl.errors import DataError
 from mmrl.labels import DFEW_CLASSES, normalise_dfew
 
-__all__ = ["DFEW_FOLDS", "CLIP_DIRS", "load_dfew", "dfew_stats", "uar", "war"]
+__all__ = ["CLIP_DIRS", "DFEW_FOLDS", "dfew_stats", "load_dfew", "uar", "war"]
 
 DFEW_FOLDS: tuple[int, ...] = (1, 2, 3, 4, 5)
 #: Clip directories tried under the root, in order, when ``clip_dir`` is not given.
@@ -55,7 +55,7 @@ def _clip_root(root: Path, clip_dir: str | Path | None) -> Path:
     for name in CLIP_DIRS:
         if (root / name).is_dir():
             return root / name
-    raise DataError(f"no clip directory: none of {list(CLIP_DIRS)} exists under the root; pass clip_dir=", path=root, field="clip_dir")
+    raise DataError(f"no clip directory: none of {list(CLIP_DIRS)} exists under the root; put the clips in one of them (Python: pass clip_dir=)", path=root, field="clip_dir")
 
 
 def _fold_file(root: Path, index: dict[str, list[Path]], name: str) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mmrl.errors import DataError
 
-__all__ = ["read_text", "json_lines"]
+__all__ = ["json_lines", "read_text", "require_file"]
 
 
 def _decode(data: bytes, path: Path, line: int, offset: int = 0) -> str:
@@ -19,11 +19,18 @@ def _decode(data: bytes, path: Path, line: int, offset: int = 0) -> str:
         raise DataError(f"not valid UTF-8 (byte {data[exc.start]:#04x}); re-save the file as UTF-8", path=path, line=line) from exc
 
 
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 file, reporting the line of the first undecodable byte."""
-    path = Path(path)
+def require_file(path: Path) -> None:
+    """A DataError unless ``path`` is a readable file: "is a directory" and "file not found" are told apart."""
+    if path.is_dir():
+        raise DataError("is a directory; expected a file", path=path)
     if not path.is_file():
         raise DataError("file not found", path=path)
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 file (a leading BOM is dropped), reporting the line of the first undecodable byte."""
+    path = Path(path)
+    require_file(path)
     return _decode(path.read_bytes(), path, 1)
 
 
@@ -34,8 +41,7 @@ def json_lines(path: str | Path) -> Iterator[tuple[int, object]]:
     decides whether to raise it or skip the line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
+    require_file(path)
     with path.open("rb") as file:
         for number, raw in enumerate(file, start=1):
             try:

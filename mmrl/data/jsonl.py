@@ -23,9 +23,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mmrl.data.media import probe
 from mmrl.data.io import json_lines
-from mmrl.data.schema import SPEAKERS, SPLITS, Corpus, Dialogue, LoadReport, Media, Segment, Turn
+from mmrl.data.media import probe
+from mmrl.data.schema import (
+    SPEAKERS,
+    SPLITS,
+    Corpus,
+    Dialogue,
+    LoadReport,
+    Media,
+    Segment,
+    Turn,
+)
 from mmrl.errors import DataError
 from mmrl.labels import normalise_emotion, normalise_strategy
 

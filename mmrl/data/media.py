@@ -18,7 +18,7 @@ import soundfile as sf
 from mmrl.data.schema import Media
 from mmrl.errors import DataError
 
-__all__ = ["VIDEO_CODEC", "read_audio", "write_audio", "read_video", "write_video", "probe", "load_media"]
+__all__ = ["VIDEO_CODEC", "load_media", "probe", "read_audio", "read_video", "write_audio", "write_video"]
 
 #: The encoder :func:`write_video` uses (always present in PyAV's wheel; no version string in the output).
 VIDEO_CODEC = "mpeg4"

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
@@ -47,38 +48,71 @@ def _int(value: str, **where) -> int:
         raise DataError(f"expected an integer, got {value!r}", **where) from exc
 
 
-def _read_rows(path: Path, media_dir: Path | None, report: LoadReport) -> dict[int, list[Segment]]:
-    """Parse MESC.csv into segments per Dialogue_ID; a dialogue with a bad row is skipped whole."""
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line, row)`` of MESC.csv; a structural fault (a field past the csv module's size limit, usually an unclosed
+    quote that swallowed the rest of the file) is a DataError naming the line: nothing after it can be trusted."""
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     missing = [c for c in MESC_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise DataError(f"missing column(s) {missing}; found {reader.fieldnames}", path=path, line=1, field=missing[0])
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"unreadable CSV from here on ({exc}; an unclosed quote?)", path=path, line=start) from None
+        yield reader.line_num, row
+
+
+def _read_rows(path: Path, media_dir: Path | None, report: LoadReport) -> tuple[dict[int, list[Segment]], dict[int, tuple[DataError, list]]]:
+    """Parse MESC.csv into segments per Dialogue_ID; a dialogue with a bad row is skipped whole.
+
+    Also returns the skipped dialogues: their first error and their readable rows (``(line, Utterance_ID, Segment)``),
+    so that a val/test dialogue among them is reported by its bad row. A row whose Dialogue_ID cannot be read takes
+    the dialogues of the rows around it with it (it belongs to one of them).
+    """
     rows: dict[int, list[tuple[int, int, Segment]]] = defaultdict(list)
     bad: dict[int, DataError] = {}
-    for row in reader:
-        line = reader.line_num
+    orphan: DataError | None = None  # a row without a readable Dialogue_ID, waiting for the next row's dialogue
+    previous: int | None = None
+    for line, row in _csv_rows(path):
         try:
             dialogue_id = _int(row["Dialogue_ID"], path=path, line=line, field="Dialogue_ID")
         except DataError as err:
-            report.fail(err)
+            if previous is not None:
+                bad.setdefault(previous, err)
+            orphan = orphan or err
             continue
+        if orphan is not None:
+            bad.setdefault(dialogue_id, orphan)
+            orphan = None
+        previous = dialogue_id
         try:
             rows[dialogue_id].append((line, *_parse_row(row, path, line, dialogue_id, media_dir)))
         except DataError as err:
             bad.setdefault(dialogue_id, err)
+    if orphan is not None and previous is None:
+        report.fail(orphan)
     segments: dict[int, list[Segment]] = {}
-    for dialogue_id, entries in rows.items():
+    skipped: dict[int, tuple[DataError, list]] = {}
+    for dialogue_id in dict.fromkeys([*rows, *bad]):
+        entries = rows.get(dialogue_id, [])
         try:
             if dialogue_id in bad:
                 raise bad[dialogue_id]
             segments[dialogue_id] = _ordered(dialogue_id, entries, path)
         except DataError as err:
-            report.fail(err)
-    return segments
+            skipped[dialogue_id] = (err, sorted(entries, key=lambda e: e[1]))
+    return segments, skipped
 
 
 def _parse_row(row: dict, path: Path, line: int, dialogue_id: int, media_dir: Path | None) -> tuple[int, Segment]:
     where = {"path": path, "line": line}
+    if None in row or None in row.values():  # csv.DictReader's marks of a row with more or fewer fields than the header
+        count = len(row) - 1 + len(row[None]) if None in row else sum(v is not None for v in row.values())
+        raise DataError(f"row has {count} fields, expected {len(row) - (None in row)} ({', '.join(k for k in row if k)})", **where)
     text = (row["Utterance"] or "").strip()
     if not text:
         raise DataError("empty utterance text", field="Utterance", **where)
@@ -138,6 +172,8 @@ def _read_split(path: Path) -> list[dict]:
         raise DataError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from exc
     if not isinstance(records, list):
         raise DataError(f"expected a JSON list of dialogues, got {type(records).__name__}", path=path)
+    if not records:
+        raise DataError("no dialogues: an empty split file would move the whole split into train (a leak); restore it", path=path)
     for index, record in enumerate(records):
         where = {"path": path, "record": f"#{index}"}
         if not isinstance(record, dict):
@@ -157,8 +193,20 @@ def _read_split(path: Path) -> list[dict]:
     return records
 
 
-def _match(records: list[dict], path: Path, segments: dict[int, list[Segment]]) -> list[int]:
-    """Map each json dialogue to the one Dialogue_ID with its length and first utterances."""
+def _skipped_match(dialog: list[dict], skipped: dict[int, tuple[DataError, list]]) -> DataError | None:
+    """The error of the skipped dialogue whose readable rows a json dialogue agrees with, if one does."""
+    for error, entries in skipped.values():
+        if entries and all(uid < len(dialog) and dialog[uid]["text"].startswith(seg.text) for _, uid, seg in entries):
+            return error
+    return None
+
+
+def _match(records: list[dict], path: Path, segments: dict[int, list[Segment]], skipped: dict[int, tuple[DataError, list]]) -> list[int]:
+    """Map each json dialogue to the one Dialogue_ID with its length and first utterances.
+
+    A dialogue that matches none because its MESC.csv rows were skipped is reported by its bad row:
+    it cannot be skipped (it would leak into train), so that row must be fixed.
+    """
     by_length: dict[int, list[int]] = defaultdict(list)
     for dialogue_id, segs in segments.items():
         by_length[len(segs)].append(dialogue_id)
@@ -169,6 +217,11 @@ def _match(records: list[dict], path: Path, segments: dict[int, list[Segment]]) 
         candidates = [
             d for d in by_length.get(len(dialog), []) if all(dialog[k]["text"].startswith(segments[d][k].text) for k in prefix)
         ]
+        if not candidates and (error := _skipped_match(dialog, skipped)) is not None:
+            raise DataError(
+                f"{error.reason} (this dialogue is {path.name} record #{i}: a val/test dialogue cannot be skipped, it would leak "
+                "into train; fix the row)", path=error.path, line=error.line, record=error.record, field=error.field,
+            )  # fmt: skip
         if len(candidates) != 1:
             what = "no Dialogue_ID" if not candidates else f"{len(candidates)} Dialogue_IDs {sorted(candidates)}"
             raise DataError(
@@ -223,12 +276,12 @@ def load_mesc(
     media_root = None if media_dir is None else Path(media_dir)
     if media_root is not None and not media_root.is_dir():
         raise DataError("media directory not found", path=media_root)
-    segments = _read_rows(root / "MESC.csv", media_root, report)
+    segments, skipped = _read_rows(root / "MESC.csv", media_root, report)
     splits: dict[int, tuple[str, dict]] = {}
     for split in ("val", "test"):
         path = root / f"{split}.json"
         records = _read_split(path)
-        for i, (dialogue_id, record) in enumerate(zip(_match(records, path, segments), records)):
+        for i, (dialogue_id, record) in enumerate(zip(_match(records, path, segments, skipped), records)):
             if dialogue_id in splits:
                 other = splits[dialogue_id][0]
                 raise DataError(f"Dialogue_ID {dialogue_id} is already matched by a {other} dialogue", path=path, record=f"#{i}")
@@ -238,6 +291,8 @@ def load_mesc(
                 report.fail(err)
                 del segments[dialogue_id]
             splits[dialogue_id] = (split, record)
+    for error, _ in sorted(skipped.values(), key=lambda item: item[0].line or 0):
+        report.fail(error)
     if check_media:
         from mmrl.data.media import probe
     dialogues = []

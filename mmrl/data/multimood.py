@@ -44,7 +44,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrl.data.io import json_lines
-from mmrl.data.schema import Corpus, Dialogue, LoadReport, Media, Segment, Speaker, Split, Turn, check_split
+from mmrl.data.schema import (
+    Corpus,
+    Dialogue,
+    LoadReport,
+    Media,
+    Segment,
+    Speaker,
+    Split,
+    Turn,
+    check_split,
+)
 from mmrl.errors import DataError
 from mmrl.labels import normalise_emotion, normalise_strategy
 
@@ -53,10 +63,10 @@ __all__ = [
     "STYLES",
     "HistoryLabels",
     "MultiMoodSample",
-    "read_samples",
-    "write_samples",
-    "samples_from_dialogues",
     "load_multimood",
+    "read_samples",
+    "samples_from_dialogues",
+    "write_samples",
 ]
 
 #: :class:`MultiMoodSample` attribute -> jsonl key, in the order mmrl-shape lines are written.
@@ -453,7 +463,7 @@ def _split_from_name(path: Path) -> Split:
     found = {_SPLIT_WORDS[word] for word in _SPLIT_RE.findall(path.stem.lower())}
     if len(found) != 1:
         what = "names no split" if not found else f"names several splits {sorted(found)}"
-        raise DataError(f"the file name {what}; pass split='train', 'val' or 'test'", path=path, field="split")
+        raise DataError(f"the file name {what}; give the split: --split train|val|test on the command line, split= in Python", path=path, field="split")
     return found.pop()
 
 

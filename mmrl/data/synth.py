@@ -30,7 +30,7 @@ from mmrl.data.schema import Corpus, Dialogue, Media, Segment, Turn
 from mmrl.errors import DataError
 from mmrl.labels import EMOTIONS, STRATEGIES
 
-__all__ = ["GENERATOR_VERSION", "SAMPLE_RATE", "FPS", "IMAGE_SIZE", "PROBLEM_TYPES", "generate", "load_synth"]
+__all__ = ["FPS", "GENERATOR_VERSION", "IMAGE_SIZE", "PROBLEM_TYPES", "SAMPLE_RATE", "generate", "load_synth"]
 
 GENERATOR_VERSION = "1"
 SAMPLE_RATE = 16_000

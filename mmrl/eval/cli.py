@@ -26,27 +26,32 @@ def _prompts(args: argparse.Namespace):
 
     return build_prompts(
         args.data, format=args.format, split=args.split, predictor=args.predictor, max_prompts=args.max_prompts,
-        seed=args.seed, max_history_turns=args.max_history_turns,
+        seed=args.seed, max_history_turns=args.max_history_turns, on_error=args.on_error,
     )  # fmt: skip
+
+
+def _limits(args: argparse.Namespace) -> dict:
+    """``--timeout`` / ``--max-retries`` where given (else each client's own defaults)."""
+    return {k: v for k, v in (("timeout_s", args.timeout), ("max_retries", args.max_retries)) if v is not None}
 
 
 def _judge(args: argparse.Namespace):
     from mmrl.eval.compare import make_judge
 
-    return None if args.judge is None else make_judge(args.judge, api_key_env=args.judge_api_key_env)
+    return None if args.judge is None else make_judge(args.judge, api_key_env=args.judge_api_key_env, **_limits(args))
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from mmrl.outputs import check_output
     from mmrl.eval.compare import evaluate, write_eval
     from mmrl.eval.policies import load_eval_policy, parse_policy_spec
+    from mmrl.outputs import check_output
 
     spec = parse_policy_spec(args.policy)  # a malformed spec fails before the data loads
     if args.out is not None:
         check_output(args.out, inputs=[args.data], overwrite=args.overwrite, writes=("report.json", "report.md", "samples.jsonl"))
     prompts = _prompts(args)
     judge = _judge(args)
-    policy = load_eval_policy(spec, device=args.device, batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env)
+    policy = load_eval_policy(spec, device=args.device, batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env, **_limits(args))
     report, samples = evaluate(policy, prompts, max_new_tokens=args.max_new_tokens, judge=judge, progress=True)
     if args.out is not None:
         write_eval(report, samples, args.out)
@@ -71,8 +76,8 @@ def _check_failures(reports: Sequence[dict], max_share: float) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from mmrl.outputs import check_output
     from mmrl.eval.compare import compare, comparison_specs
+    from mmrl.outputs import check_output
 
     specs = [s for s in args.policies.split(",") if s.strip()]
     comparison_specs(specs)  # a malformed spec fails before the data loads
@@ -81,6 +86,7 @@ def _compare(args: argparse.Namespace) -> None:
     reports = compare(
         specs, prompts, args.out, max_new_tokens=args.max_new_tokens, judge=_judge(args), device=args.device,
         batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env, progress=True,
+        **_limits(args),
     )  # fmt: skip
     if args.json:
         print(json.dumps(reports, indent=2, ensure_ascii=False))
@@ -112,6 +118,20 @@ def _print_summary(reports: Sequence[dict]) -> None:
     Console().print(table)
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", type=Path, default=None, help="a MESC directory, a synth directory or a .jsonl corpus (default: the embedded synthetic corpus)"
@@ -133,6 +153,10 @@ def _shared(parser: argparse.ArgumentParser) -> None:
         help="also score the seven criteria with an LLM judge: openai:MODEL@URL, or a local chat model directory / cached hub id (default: local scorers only)",
     )  # fmt: skip
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge's API key")
+    parser.add_argument("--timeout", type=_positive, default=None, metavar="SECONDS",
+                        help="time limit of one HTTP attempt of openai: policies and the judge (default: 120 s policies, 60 s judge)")  # fmt: skip
+    parser.add_argument("--max-retries", type=_count, default=None, help="retries after a failed HTTP attempt (timeouts, 408/429/5xx; default 3)")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad data record, or skip it and count it in the report")
     parser.add_argument("--json", action="store_true", help="print the JSON report(s) instead of a table")
     parser.add_argument("--overwrite", action="store_true", help="replace the reports of an earlier run in --out")
     parser.add_argument("--max-failed-share", type=float, default=0.1,

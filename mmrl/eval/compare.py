@@ -48,7 +48,13 @@ import numpy as np
 
 from mmrl.errors import ConfigError, DataError, EvalError
 from mmrl.eval import metrics
-from mmrl.eval.policies import EvalPolicy, Generation, PolicySpec, load_eval_policy, parse_policy_spec
+from mmrl.eval.policies import (
+    EvalPolicy,
+    Generation,
+    PolicySpec,
+    load_eval_policy,
+    parse_policy_spec,
+)
 from mmrl.labels import TRUST_CRITERIA
 from mmrl.policy.prompts import parse_output
 from rewards.base import Context
@@ -80,22 +86,25 @@ def build_prompts(
     max_prompts: int | None = None,
     seed: int = 0,
     max_history_turns: int = 16,
+    on_error: str = "raise",
 ) -> EvalPrompts:
     """The prompts of every target therapist turn of ``split`` (``envs.trl_bridge.prompt_dataset``, ``training=False``).
 
-    ``data`` is any path ``mmrl.data.load_corpus`` reads (None: the embedded synthetic corpus).
+    ``data`` is any path ``mmrl.data.load_corpus`` reads (None: the embedded synthetic corpus); under
+    ``on_error="skip"`` its bad records are skipped and counted (``meta["data_skipped"]``, stderr).
     ``predictor`` is a ``MultimodalPredictor`` checkpoint whose outputs go into the prompts.
     ``max_prompts`` keeps a random subset of that many turns (drawn with ``seed``, kept in corpus
     order), so policies compared with the same seed see the same prompts.
     """
     from envs.counseling import demo_corpus
     from envs.trl_bridge import prompt_dataset
-    from mmrl.data import load_corpus
+    from mmrl.data import load_corpus, report_skipped
     from rewards.trl import contexts_from_columns
 
     if max_prompts is not None and (isinstance(max_prompts, bool) or not isinstance(max_prompts, int) or max_prompts < 1):
         raise ConfigError(f"max_prompts must be an integer >= 1, got {max_prompts!r}")
-    corpus = load_corpus(demo_corpus() if data is None else data, format)
+    corpus = load_corpus(demo_corpus() if data is None else data, format, on_error=on_error)
+    report_skipped(corpus)
     dialogues = corpus.split(split)
     targets = [(d.id, i) for d in dialogues for i in d.target_indices()]
     if not targets:
@@ -121,18 +130,22 @@ def build_prompts(
         "selection": "all" if len(chosen) == len(targets) else f"random subset of {len(chosen)} (seed {seed})",
         "predictor": None if predictor is None else str(predictor),
         "max_history_turns": max_history_turns,
+        "data_skipped": corpus.report.summary()["skipped"],
     }
     contexts = contexts_from_columns(len(rows), {"context": [row["context"] for row in rows]})
     return EvalPrompts([row["prompt"] for row in rows], contexts, {"source": corpus.source, "split": split, **meta})
 
 
-def make_judge(spec: str, *, api_key_env: str | None = "OPENAI_API_KEY"):
-    """An LLM judge (``rewards.judge.Judge``) from a policy-style spec: ``openai:MODEL@URL``, or a local model directory / hub id."""
+def make_judge(spec: str, *, api_key_env: str | None = "OPENAI_API_KEY", timeout_s: float | None = None, max_retries: int | None = None):
+    """An LLM judge (``rewards.judge.Judge``) from a policy-style spec: ``openai:MODEL@URL``, or a local model directory / hub id.
+
+    ``timeout_s`` / ``max_retries`` (None: the judge's defaults) bound each HTTP attempt and the retries after the first."""
     from rewards.judge import Judge
 
     parsed = parse_policy_spec(spec)
     if parsed.kind == "openai":
-        return Judge(base_url=parsed.base_url, model=parsed.source, api_key_env=api_key_env)
+        limits = {k: v for k, v in (("timeout_s", timeout_s), ("max_retries", max_retries)) if v is not None}
+        return Judge(base_url=parsed.base_url, model=parsed.source, api_key_env=api_key_env, **limits)
     return Judge(local_model=parsed.source)
 
 
@@ -320,9 +333,13 @@ def compare(
     batch_size: int = 8,
     seed: int = 0,
     api_key_env: str | None = "OPENAI_API_KEY",
+    timeout_s: float = 120.0,
+    max_retries: int = 3,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Evaluate each policy of ``specs`` on ``prompts``, one after another (one model in memory at a time).
+
+    ``timeout_s`` and ``max_retries`` bound the HTTP calls of ``openai:`` policies.
 
     Writes each policy's report into ``out_dir/<n>-<spec>/`` and the comparison
     (``comparison.md``, ``comparison.csv``, ``comparison.png``) into ``out_dir``; returns the reports.
@@ -332,7 +349,8 @@ def compare(
     parsed = comparison_specs(specs)  # every spec is checked before the first model loads
     reports = []
     for n, spec in enumerate(parsed, 1):
-        policy = load_eval_policy(spec, device=device, batch_size=batch_size, seed=seed, api_key_env=api_key_env)
+        policy = load_eval_policy(spec, device=device, batch_size=batch_size, seed=seed, api_key_env=api_key_env, timeout_s=timeout_s,
+                                  max_retries=max_retries)  # fmt: skip
         report, samples = evaluate(policy, prompts, max_new_tokens=max_new_tokens, judge=judge, progress=progress)
         write_eval(report, samples, Path(out_dir) / f"{n}-{slug(spec.text)}")
         reports.append(report)

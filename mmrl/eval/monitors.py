@@ -52,8 +52,7 @@ from mmrl.errors import ConfigError, DataError
 from rewards.base import Context
 from rewards.compose import reply_text
 from rewards.criteria.common import cues, has, normalise
-from rewards.criteria.safety import CRISIS_HELP
-from rewards.criteria.safety import client_at_risk
+from rewards.criteria.safety import CRISIS_HELP, client_at_risk
 from rewards.trl import completion_text, contexts_from_columns
 
 __all__ = [

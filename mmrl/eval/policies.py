@@ -204,10 +204,12 @@ def _content(text: str, where: str) -> tuple[str, str | None]:
 
 
 def load_eval_policy(
-    spec: str | PolicySpec, *, device: str = "auto", batch_size: int = 8, seed: int = 0, api_key_env: str | None = "OPENAI_API_KEY"
+    spec: str | PolicySpec, *, device: str = "auto", batch_size: int = 8, seed: int = 0, api_key_env: str | None = "OPENAI_API_KEY",
+    timeout_s: float = 120.0, max_retries: int = 3,
 ) -> EvalPolicy:
-    """The policy of ``spec`` (see the module docstring): an :class:`HFPolicy` or an :class:`OpenAIPolicy`."""
+    """The policy of ``spec`` (see the module docstring): an :class:`HFPolicy` or an :class:`OpenAIPolicy` (``timeout_s`` per
+    HTTP attempt, ``max_retries`` after the first)."""
     spec = parse_policy_spec(spec) if isinstance(spec, str) else spec
     if spec.kind == "openai":
-        return OpenAIPolicy(spec, api_key_env=api_key_env)
+        return OpenAIPolicy(spec, api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries)
     return HFPolicy(spec, device=device, batch_size=batch_size, seed=seed)

@@ -13,17 +13,24 @@ __all__ = ["add_commands", "load_dialogues"]
 _FORMATS = ("mesc", "synth", "jsonl", "multimood", "dfew")
 
 
-def load_dialogues(path: Path, format: str | None, media_dir: Path | None = None):
-    """Dialogues of any dialogue format; a MultiMood directory loads every ``*.jsonl`` in it (split from each name)."""
-    from mmrl.data import detect_format, load_corpus
+def load_dialogues(path: Path, format: str | None, media_dir: Path | None = None, on_error: str = "raise"):
+    """Dialogues of any dialogue format; a MultiMood directory loads every ``*.jsonl`` in it (split from each name).
+
+    Under ``on_error="skip"`` bad records are skipped, and how many (with the reasons) is printed to stderr.
+    """
+    from mmrl.data import detect_format, load_corpus, report_skipped
 
     format = format or detect_format(path)
     if format == "multimood" and path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:
             raise DataError("no .jsonl files in this MultiMood directory", path=path)
-        return [d for file in files for d in load_corpus(file, "multimood").dialogues]
-    return load_corpus(path, format, media_dir=media_dir).dialogues
+        corpora = [load_corpus(file, "multimood", on_error=on_error) for file in files]
+    else:
+        corpora = [load_corpus(path, format, media_dir=media_dir, on_error=on_error)]
+    for corpus in corpora:
+        report_skipped(corpus)
+    return [d for corpus in corpora for d in corpus.dialogues]
 
 
 def _is_dfew(args: argparse.Namespace) -> bool:
@@ -45,7 +52,7 @@ def _train(args: argparse.Namespace) -> None:
         return
     from mmrl.predictor.train import train_predictor
 
-    dialogues = load_dialogues(args.data, args.format, args.media_dir)
+    dialogues = load_dialogues(args.data, args.format, args.media_dir, args.on_error)
     _, summary = train_predictor(config, [d for d in dialogues if d.split == "train"], [d for d in dialogues if d.split == "val"], args.out)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoint written to {args.out}")
@@ -61,7 +68,7 @@ def _eval(args: argparse.Namespace) -> None:
         from mmrl.predictor.model import MultimodalPredictor
 
         predictor = MultimodalPredictor.load(args.ckpt)
-        dialogues = load_dialogues(args.data, args.format, args.media_dir)
+        dialogues = load_dialogues(args.data, args.format, args.media_dir, args.on_error)
         split = {name: items_of([d for d in dialogues if d.split == name]) for name in ("train", "val", args.split)}
         for name in ("train", args.split):
             if not split[name]:
@@ -103,7 +110,7 @@ def _predict(args: argparse.Namespace) -> None:
 
     check_output(args.out, inputs=[args.data, args.ckpt], overwrite=args.overwrite)
     predictor = MultimodalPredictor.load(args.ckpt)
-    dialogues = load_dialogues(args.data, args.format, args.media_dir)
+    dialogues = load_dialogues(args.data, args.format, args.media_dir, args.on_error)
     items = items_of([d for d in dialogues if args.split is None or d.split == args.split])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as f:
@@ -131,6 +138,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--data", type=Path, required=True, help="a MESC dir, synth dir, jsonl/MultiMood file or dir, or DFEW root")
         parser.add_argument("--format", choices=_FORMATS, default=None, help="default: detected")
         parser.add_argument("--media-dir", type=Path, default=None, help="MESC: directory of {Dialogue_ID}_{Utterance_ID}.mp4/.wav clips")
+        parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip it and count it (stderr)")
 
     train = actions.add_parser("train", help="train on the train split, early-stop on val, save a checkpoint")
     data_arguments(train)

@@ -21,9 +21,10 @@ __all__ = ["add_commands"]
 
 
 def _overrides(args: argparse.Namespace) -> dict:
+    out = {} if args.on_error is None else {"on_error": args.on_error}
     if args.force_resume:
-        return {"resume": True, "force_resume": True}
-    return {"resume": True} if args.resume else {}
+        return {**out, "resume": True, "force_resume": True}
+    return {**out, "resume": True} if args.resume else out
 
 
 def _run(config: RunConfig, args: argparse.Namespace) -> RunResult:
@@ -79,6 +80,8 @@ def _add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument(
         "--force-resume", action="store_true", help="resume even though the config differs from the one the run started with (both are recorded)"
     )
+    parser.add_argument("--on-error", choices=("raise", "skip"), default=None,
+                        help="a bad data record stops the run, or is skipped and counted in summary.json (default: the config's on_error, raise)")  # fmt: skip
     ray = parser.add_argument_group("Ray Train (docs/cluster.md)")
     ray.add_argument("--num-workers", type=int, default=None, metavar="K", help="run on K Ray Train workers, one trainer each; without it the run is local")
     ray.add_argument("--use-gpu", action="store_true", help="one GPU per worker (default: one CPU per worker)")

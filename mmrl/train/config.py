@@ -36,6 +36,7 @@ class RunConfig(YamlConfig):
     # > Data
     data: str | None = field(default=None, metadata={"help": "dialogue data path (mesc dir, synth dir, jsonl, multimood); null: the embedded synthetic corpus"})
     data_format: str | None = field(default=None, metadata={"help": "mesc | synth | jsonl | multimood; null: detected"})
+    on_error: str = field(default="raise", metadata={"help": "a bad data record stops the run (raise) or is skipped and counted in summary.json (skip)"})
     predictor: str | None = field(default=None, metadata={"help": "MultimodalPredictor checkpoint whose outputs go into the prompts; null: none"})
     max_history_tokens: int = field(default=1024, metadata={"help": "prompt history budget in policy tokens (whole turns are cut, oldest first)"})
     # > Policy
@@ -68,6 +69,8 @@ class RunConfig(YamlConfig):
                 raise ConfigError(f"report_to: unknown target {target!r}{suggest(target, _REPORT_TO)} (one of {', '.join(_REPORT_TO)})")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.on_error not in ("raise", "skip"):
+            raise ConfigError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
         for name in ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
             _positive_int(name, getattr(self, name))
         _positive_int("max_history_tokens", self.max_history_tokens, 0)
@@ -114,6 +117,8 @@ class SFTRunConfig(RunConfig):
 
         data (`str` or `None`, defaults to `None`): dialogue data path; None is the embedded synthetic corpus.
         data_format (`str` or `None`, defaults to `None`): `mesc`, `synth`, `jsonl` or `multimood`; None detects it.
+        on_error (`str`, defaults to `"raise"`): a bad data record stops the run (`raise`) or is skipped and counted in
+            `summary.json` (`skip`).
         predictor (`str` or `None`, defaults to `None`): a MultimodalPredictor checkpoint whose outputs go into the prompts.
         max_history_tokens (`int`, defaults to `1024`): prompt history budget in policy tokens (whole turns cut).
         max_length (`int`, defaults to `2048`): longest prompt + target in tokens; longer examples are truncated (TRL).

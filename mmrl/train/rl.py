@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from mmrl.outputs import disk_full_as_error
 from mmrl.policy.prompts import parse_output
 from mmrl.train.config import RLRunConfig
 from mmrl.train.runs import (
@@ -60,6 +61,7 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
     from rewards.spec import build_composite
     from rewards.trl import to_trl
 
+    resume_from = resume_checkpoint(config)  # first: a bad output_dir or resume stops the run before anything loads
     # rewards: what the trainer optimises is exactly the composite's total
     spec = config.reward_spec_parsed()
     composite = build_composite(spec)
@@ -69,7 +71,6 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
     reward_funcs, reward_weights = with_monitors(*to_trl(composite))
 
     # policy and prompts
-    resume_from = resume_checkpoint(config)
     set_seed(config.seed)
     model, tokenizer = load_policy(config.policy, lora=config.lora, dtype=config.dtype, seed=config.seed)
     predictor = load_predictor(config)
@@ -94,7 +95,8 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
     trainer = trainer_cls(
         model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_prompts, processing_class=tokenizer, callbacks=list(callbacks)
     )
-    trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
+    with disk_full_as_error(Path(config.output_dir)):  # a full disk mid-run says so (torch reports it from inside torch.save)
+        trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
 
     # evaluation on val prompts (never trained on)
     evaluation = _evaluate_val(config, trainer.model, tokenizer, composite, render)

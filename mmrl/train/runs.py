@@ -9,9 +9,9 @@ rank 0 alone writes the final outputs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,26 +21,25 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from mmrl.data import Dialogue, load_corpus, require_train
+from mmrl.data import Corpus, Dialogue, load_corpus, require_train
 from mmrl.errors import ConfigError, DataError, MissingDependencyError
+from mmrl.outputs import check_writable_dir
+from mmrl.train.checkpoints import CHECKPOINT, checkpoint_step, last_checkpoint
 from mmrl.train.config import RunConfig
 
 __all__ = [
-    "RunResult",
-    "finish_run",
-    "is_main_process",
-    "last_checkpoint",
-    "load_predictor",
-    "load_split",
     "RESUME_LOG",
     "START_CONFIG",
+    "RunResult",
+    "data_corpus",
+    "finish_run",
+    "is_main_process",
+    "load_predictor",
+    "load_split",
     "resume_checkpoint",
     "trl_arguments",
     "wait_for_everyone",
 ]
-
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
 
 @dataclass
 class RunResult:
@@ -74,17 +73,30 @@ def wait_for_everyone() -> None:
         dist.barrier()
 
 
+@functools.cache
+def _corpus(data: str | None, format: str | None, on_error: str) -> Corpus:
+    if data is None:
+        from envs.counseling import demo_corpus
+
+        return load_corpus(demo_corpus(), "synth")
+    corpus = load_corpus(data, format, on_error=on_error)
+    if corpus.report.skipped:
+        summary = corpus.report.summary()
+        warnings.warn(f"{data}: skipped {summary['skipped']} bad record(s) ({summary['reasons']}); e.g. {summary['examples'][0]}", stacklevel=3)
+    return corpus
+
+
+def data_corpus(config: RunConfig) -> Corpus:
+    """The corpus of ``config.data`` (loaded once per process; under ``on_error: skip`` bad records are skipped and counted)."""
+    return _corpus(config.data, config.data_format, config.on_error)
+
+
 def load_split(config: RunConfig, split: str = "train") -> list[Dialogue]:
     """The dialogues of ``split`` from ``config.data`` (None: the embedded synthetic corpus).
 
     ``split="train"`` goes through ``require_train``: training never sees val/test.
     """
-    if config.data is None:
-        from envs.counseling import demo_corpus
-
-        corpus = load_corpus(demo_corpus(), "synth")
-    else:
-        corpus = load_corpus(config.data, config.data_format)
+    corpus = data_corpus(config)
     dialogues = corpus.split(split)
     if split == "train":
         dialogues = require_train(dialogues, purpose="policy training")
@@ -103,49 +115,40 @@ def load_predictor(config: RunConfig):
     return MultimodalPredictor.load(config.predictor)
 
 
-def _complete(checkpoint: Path) -> bool:
-    """A checkpoint is complete once its trainer state (written last by transformers) parses."""
-    try:
-        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def last_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest complete ``checkpoint-<step>`` in ``output_dir`` (a half-written one, from a kill, is passed over)."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return None
-    steps = sorted(
-        ((int(m.group(1)), path) for path in output_dir.iterdir() if path.is_dir() and (m := _CHECKPOINT.match(path.name))),
-        reverse=True,
-    )
-    return next((path for _, path in steps if _complete(path)), None)
-
-
 def resume_checkpoint(config: RunConfig) -> Path | None:
     """The checkpoint to resume from: the last one when ``config.resume``, else None.
 
-    Refuses to start a fresh run over an output_dir that holds checkpoints (they would be mixed), and
-    to resume a run whose last checkpoint is already at ``max_steps`` (it would train one more step and
+    First checks that ``output_dir`` can be written (a read-only, full or file location stops the run
+    before any model loads). Resumes from the newest complete checkpoint (``mmrl.train.checkpoints``: weights, optimizer,
+    scheduler, RNG and trainer state all load), warning about newer incomplete ones it passes over.
+    Refuses to start a fresh run over an output_dir that holds checkpoints (they would be mixed), to
+    resume where every checkpoint is incomplete (it would start afresh and overwrite them), and to
+    resume a run whose last checkpoint is already at ``max_steps`` (it would train one more step and
     overwrite the run's model and reports); with ``resume`` and no checkpoint yet, warns and starts from step 0.
     """
-    checkpoint = last_checkpoint(config.output_dir)
+    output_dir = Path(config.output_dir)
+    check_writable_dir(output_dir)
+    existing = sorted((p for p in output_dir.glob("checkpoint-*") if p.is_dir() and CHECKPOINT.match(p.name)), key=checkpoint_step)
     if config.resume:
-        if checkpoint is None:
-            warnings.warn(f"resume: no complete checkpoint in {config.output_dir}; starting from step 0", stacklevel=2)
-        elif int(_CHECKPOINT.match(checkpoint.name).group(1)) >= config.max_steps:
+        checkpoint = last_checkpoint(output_dir, warn=True)
+        if checkpoint is None and existing:
             raise ConfigError(
-                f"{checkpoint} is at step {checkpoint.name.rsplit('-', 1)[1]} and max_steps is {config.max_steps}: the run is "
+                f"no complete checkpoint in {output_dir} to resume from ({', '.join(p.name for p in existing)}: see the warnings); "
+                "start a new output_dir, or delete them to train from step 0"
+            )
+        if checkpoint is None:
+            warnings.warn(f"resume: no complete checkpoint in {output_dir}; starting from step 0", stacklevel=2)
+        elif checkpoint_step(checkpoint) >= config.max_steps:
+            raise ConfigError(
+                f"{checkpoint} is at step {checkpoint_step(checkpoint)} and max_steps is {config.max_steps}: the run is "
                 "complete, nothing to resume (nothing was written); raise max_steps to train further"
             )
         else:
             _check_same_config(config, checkpoint)
         return checkpoint
-    if checkpoint is not None:
+    if existing:
         raise ConfigError(
-            f"{config.output_dir} already holds {checkpoint.name}: pass --resume (resume: true) to continue that run, "
+            f"{output_dir} already holds {existing[-1].name}: pass --resume (resume: true) to continue that run, "
             "or choose another output_dir"
         )
     if is_main_process():
@@ -157,8 +160,8 @@ def resume_checkpoint(config: RunConfig) -> Path | None:
 START_CONFIG = "config_start.yaml"
 #: Where a forced resume records the config it continued with and how it differed.
 RESUME_LOG = "config_resumes.jsonl"
-#: Fields a resume may change: continuing for more steps is what resuming is for.
-_RESUMABLE = frozenset({"resume", "force_resume", "max_steps"})
+#: Fields a resume may change: continuing for more steps is what resuming is for, and a run moved elsewhere is the same run.
+_RESUMABLE = frozenset({"resume", "force_resume", "max_steps", "output_dir"})
 
 
 def _write_yaml(path: Path, payload: dict[str, Any]) -> None:
@@ -269,6 +272,7 @@ def finish_run(trainer: Any, config: RunConfig, resumed_from: Path | None, evalu
             "last_metrics": metrics,
             "evaluation": evaluation,
             "workers": result.workers,
+            "data": {"source": config.data or "embedded synthetic corpus", "on_error": config.on_error, **data_corpus(config).report.summary()},
         }
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
     wait_for_everyone()  # the outputs exist once any worker returns

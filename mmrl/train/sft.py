@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
 from mmrl.data import Dialogue, require_train
 from mmrl.errors import DataError
+from mmrl.outputs import disk_full_as_error
 from mmrl.policy.models import load_policy
 from mmrl.policy.prompts import format_output
 from mmrl.train.config import SFTRunConfig
@@ -79,5 +81,6 @@ def run_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: d
     )
     args = SFTConfig(**trl_arguments(config, deepspeed, max_length=config.max_length, completion_only_loss=True))
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks))
-    trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
+    with disk_full_as_error(Path(config.output_dir)):  # a full disk mid-run says so (torch reports it from inside torch.save)
+        trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
     return finish_run(trainer, config, resume_from)

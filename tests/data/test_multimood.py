@@ -199,7 +199,7 @@ def test_split_from_file_name(tmp_path, samples, name, split):
 @pytest.mark.parametrize("name", ["samples.jsonl", "train_test.jsonl", "contest.jsonl"])
 def test_split_not_in_file_name_asks_for_split(tmp_path, samples, name):
     path = write_samples(tmp_path / name, samples)
-    with pytest.raises(DataError, match="pass split=") as info:
+    with pytest.raises(DataError, match=r"--split train\|val\|test on the command line, split= in Python") as info:
         load_multimood(path)
     assert info.value.field == "split" and info.value.path == str(path)
     with pytest.raises(DataError, match="unknown split"):

@@ -57,7 +57,7 @@ def test_the_env_and_its_predictor_feed_the_dataset(corpus):
 
 
 def test_val_and_test_are_refused_for_training(corpus):
-    with pytest.raises(SplitLeakError, match="takes the train split, got split='val'; pass training=False"):
+    with pytest.raises(SplitLeakError, match="takes the train split, got split=.val.; for an evaluation dataset pass training=False"):
         prompt_dataset(corpus, split="val")
     with pytest.raises(SplitLeakError, match="test"):
         prompt_dataset(CounselingEnv(corpus, split="test", media=False))

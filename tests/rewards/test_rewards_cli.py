@@ -80,7 +80,7 @@ def test_score_prints_a_table_without_json(toys, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", r"in\.jsonl:2: not valid JSON"),
+        ("{not json", r"in\.jsonl:2: invalid JSON"),
         (json.dumps({"context": "hi"}), r"in\.jsonl:2, field 'response': expected a string, got nothing"),
         (json.dumps({"response": "hi"}), r"in\.jsonl:2, field 'context': missing"),
         (json.dumps({"context": "hi", "response": "ok", "refrence": "x"}), r"field 'refrence': unknown field; did you mean 'reference'"),

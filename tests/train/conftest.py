@@ -25,24 +25,25 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+def rl_run_fields(output_dir: Path, **overrides) -> dict:
+    """RLRunConfig fields of a GRPO run on ``tiny`` that steps in seconds, writing to ``output_dir``."""
+    return {
+        "policy": "tiny",
+        "reward_spec": LIGHT_SPEC,
+        "learning_rate": 1e-3,
+        "num_generations": 2,
+        "per_device_train_batch_size": 4,
+        "max_completion_length": 8,
+        "max_steps": 2,
+        "save_steps": 1,
+        "eval_max_prompts": 2,
+        "report_to": "none",
+        "output_dir": str(output_dir),
+        **overrides,
+    }
+
+
 @pytest.fixture
 def rl_fields() -> Callable[..., dict]:
-    """``rl_fields(output_dir, **overrides)``: RLRunConfig fields of a GRPO run on ``tiny`` that steps in seconds."""
-
-    def fields(output_dir: Path, **overrides) -> dict:
-        return {
-            "policy": "tiny",
-            "reward_spec": LIGHT_SPEC,
-            "learning_rate": 1e-3,
-            "num_generations": 2,
-            "per_device_train_batch_size": 4,
-            "max_completion_length": 8,
-            "max_steps": 2,
-            "save_steps": 1,
-            "eval_max_prompts": 2,
-            "report_to": "none",
-            "output_dir": str(output_dir),
-            **overrides,
-        }
-
-    return fields
+    """``rl_fields(output_dir, **overrides)``: :func:`rl_run_fields`."""
+    return rl_run_fields

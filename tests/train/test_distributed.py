@@ -18,7 +18,13 @@ from mmrl.cli import main
 from mmrl.errors import ConfigError, DataError, MmrlError
 from mmrl.policy.models import load_policy
 from mmrl.train.config import RLRunConfig, SFTRunConfig
-from mmrl.train.distributed import DistributedOptions, _check_resources, _worker_error, load_deepspeed_config, run_distributed
+from mmrl.train.distributed import (
+    DistributedOptions,
+    _check_resources,
+    _worker_error,
+    load_deepspeed_config,
+    run_distributed,
+)
 from mmrl.train.rl import EVAL_FILE
 
 DEEPSPEED = Path(__file__).resolve().parents[2] / "experiments" / "deepspeed"
@@ -59,7 +65,10 @@ def _assert_two_workers_trained(out: Path, steps: int) -> None:
 def test_deepspeed_configs_are_valid_for_the_transformers_integration(stage, tmp_path):
     from deepspeed.runtime.config import DeepSpeedConfig
     from transformers import TrainingArguments
-    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config
+    from transformers.integrations.deepspeed import (
+        is_deepspeed_zero3_enabled,
+        unset_hf_deepspeed_config,
+    )
 
     from mmrl.policy.models import tiny_policy
 

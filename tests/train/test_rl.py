@@ -15,9 +15,9 @@ import torch
 from transformers import TrainerCallback
 
 from mmrl.cli import main
+from mmrl.train.checkpoints import last_checkpoint
 from mmrl.train.config import RLRunConfig
 from mmrl.train.rl import EVAL_FILE, run_rl
-from mmrl.train.runs import last_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
