@@ -73,8 +73,17 @@ def wait_for_everyone() -> None:
         dist.barrier()
 
 
-@functools.cache
-def _corpus(data: str | None, format: str | None, on_error: str) -> Corpus:
+def _stamp(data: str | None) -> tuple:
+    """What changes when the files at ``data`` change: name, size and modification time of the file, or of a directory's files."""
+    if data is None or not Path(data).exists():
+        return ()
+    path = Path(data)
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus(data: str | None, format: str | None, on_error: str, stamp: tuple) -> Corpus:
     if data is None:
         from envs.counseling import demo_corpus
 
@@ -87,8 +96,11 @@ def _corpus(data: str | None, format: str | None, on_error: str) -> Corpus:
 
 
 def data_corpus(config: RunConfig) -> Corpus:
-    """The corpus of ``config.data`` (loaded once per process; under ``on_error: skip`` bad records are skipped and counted)."""
-    return _corpus(config.data, config.data_format, config.on_error)
+    """The corpus of ``config.data`` (under ``on_error: skip`` bad records are skipped and counted).
+
+    Loaded once for the train prompts, the val evaluation and the summary of a run, and again whenever its files change.
+    """
+    return _corpus(config.data, config.data_format, config.on_error, _stamp(config.data))
 
 
 def load_split(config: RunConfig, split: str = "train") -> list[Dialogue]:

@@ -205,3 +205,17 @@ def test_train_skips_bad_records_when_asked_and_counts_them(tmp_path, capsys):
         assert main(["train", "--config", str(config), "--on-error", "skip"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["data"]["on_error"] == "skip" and summary["data"]["skipped"] == 1
+
+
+def test_a_run_rereads_data_whose_files_changed(tmp_path):
+    """The corpus is loaded once per run (train prompts, val evaluation, summary), but never served stale."""
+    from mmrl.train.config import SFTRunConfig
+    from mmrl.train.runs import data_corpus
+
+    corpus = _jsonl_corpus(tmp_path)
+    config = SFTRunConfig(data=str(corpus), on_error="skip", output_dir=str(tmp_path / "run"))
+    with pytest.warns(UserWarning, match="skipped 1 bad record"):
+        first = data_corpus(config)
+    assert data_corpus(config) is first and len(first.dialogues) == 2
+    corpus.write_text(corpus.read_text(encoding="utf-8").replace("{broken\n", ""), encoding="utf-8")
+    assert len(data_corpus(config).dialogues) == 2 and not data_corpus(config).report.skipped
