@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The MESC recipe end to end (issue 14): SFT, GRPO with the paper's reward, GRPO on trust alone, then one comparison
+# of the untrained, SFT and both GRPO policies on the same 200 seeded MESC test turns. Each stage resumes when rerun.
+# Usage: experiments/mesc/run_all.sh [MESC_DIR]   (default ../shared/data/mesc); ~2 h on 2 CPU cores.
+set -euo pipefail
+mesc=${1:-../shared/data/mesc}
+stage() {  # stage NAME COMMAND...: run unless its output already holds a finished model
+  local name=$1; shift
+  if [[ -f runs/mesc/$name/summary.json ]]; then echo "[$name] done already"; return; fi
+  local resume=(); [[ -d runs/mesc/$name ]] && resume=(--resume)
+  echo "[$name] start $(date -u +%H:%M:%S)"; "$@" "${resume[@]}"; echo "[$name] end $(date -u +%H:%M:%S)"
+}
+stage sft mmrl sft --config experiments/mesc/sft.yaml
+stage grpo_paper mmrl train --config experiments/mesc/grpo_paper.yaml
+stage grpo_trust mmrl train --config experiments/mesc/grpo_trust.yaml
+echo "[compare] start $(date -u +%H:%M:%S)"
+mmrl compare --policies smollm2,runs/mesc/sft/model,runs/mesc/grpo_paper/model,runs/mesc/grpo_trust/model \
+  --data "$mesc" --split test --max-prompts 200 --seed 0 --max-new-tokens 64 --out runs/mesc/compare --overwrite
+echo "[compare] end $(date -u +%H:%M:%S)"
