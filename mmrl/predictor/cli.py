@@ -40,8 +40,11 @@ def _is_dfew(args: argparse.Namespace) -> bool:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from mmrl.outputs import check_output
     from mmrl.predictor.config import load_config
 
+    writes = ("dfew_metrics.json",) if _is_dfew(args) else ("model.safetensors", "config.json", "train_history.json")
+    check_output(args.out, inputs=[args.data, args.config], overwrite=args.overwrite, writes=writes)
     config = load_config(args.config, seed=args.seed)
     if _is_dfew(args):
         from mmrl.predictor.train import train_dfew
@@ -143,6 +146,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train = actions.add_parser("train", help="train on the train split, early-stop on val, save a checkpoint")
     data_arguments(train)
     train.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    train.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     train.add_argument("--config", type=Path, default=None, help="YAML of PredictorConfig fields")
     train.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
     train.set_defaults(func=_train)

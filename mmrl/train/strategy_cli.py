@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 __all__ = ["add_commands"]
 
 
 def _train_strategy(args: argparse.Namespace) -> None:
+    from mmrl.outputs import check_output
     from mmrl.train.strategy import StrategyPPOConfig, train_strategy
 
     config = StrategyPPOConfig.from_yaml(args.config, address=args.address, output_dir=args.out)
+    check_output(Path(config.output_dir), inputs=[args.config], overwrite=args.overwrite, writes=("report.json", "checkpoint"))
     report = train_strategy(config)
     evaluation = report["evaluation"]
     summary = {name: round(result["mean_episode_reward"], 4) for name, result in evaluation["planners"].items()}
@@ -29,4 +32,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", required=True, help="YAML of StrategyPPOConfig fields (e.g. experiments/strategy_ppo.yaml)")
     parser.add_argument("--address", default=None, help="Ray cluster to join ('auto' or 'ray://host:10001'); default: a local Ray")
     parser.add_argument("--out", default=None, help="output directory (overrides output_dir of the config)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the report and checkpoint of an earlier run in the output directory")
     parser.set_defaults(func=_train_strategy)

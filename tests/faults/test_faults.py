@@ -143,6 +143,8 @@ FAULTS: list[Fault] = [
           0, r"wrote 2 prompts"),
     Fault("demo: --out holds an earlier demo", lambda p: (p.joinpath("demo", "sft").mkdir(parents=True), ["demo", "--out", str(p / "demo")])[1], 2,
           r"--out .*demo: .*sft already exists; pass --overwrite"),
+    Fault("predictor train: --out holds a checkpoint", lambda p: (p.joinpath("ckpt").mkdir(), p.joinpath("ckpt", "model.safetensors").write_bytes(b"x"),
+          ["predictor", "train", "--data", str(_jsonl_corpus(p)), "--out", str(p / "ckpt")])[-1], 2, r"model\.safetensors already exists; pass --overwrite"),
     Fault("train: output_dir is a file", lambda p: ["train", "--config", str(_train_config(p, output_dir=str(_score_input(p, _LINE)[3])))], 2, r"output_dir .* is a file, not a directory"),
     Fault("train: output_dir cannot be created", lambda p: ["train", "--config", str(_train_config(p, output_dir="/proc/mmrl-run"))], 2, r"output_dir /proc/mmrl-run is not writable"),
     Fault("train: on_error misspelt", lambda p: ["train", "--config", str(_train_config(p, on_error="skipp"))], 2, r"on_error must be 'raise' or 'skip', got 'skipp'"),
