@@ -101,6 +101,12 @@ def _spec(tmp_path: Path, rewards: dict) -> Path:
     return path
 
 
+def _spec_with_cache(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"cache": str(tmp_path / "cache.sqlite"), "rewards": {"length": 1.0}}), encoding="utf-8")
+    return path
+
+
 def _train_config(tmp_path: Path, **fields) -> Path:
     from tests.train.conftest import rl_run_fields
 
@@ -137,6 +143,9 @@ FAULTS: list[Fault] = [
           str(_spec(p, {"length": {"weight": 1.0, "gate": 1.5}}))], 2, r"rewards\.length\.gate of .*spec\.yaml: threshold 1\.5 is outside the open range \(0, 1\)"),
     Fault("rewards score: a component whose model does not exist", lambda p: ["rewards", "score", "--input", str(_score_input(p, _LINE)[3]), "--config",
           str(_spec(p, {"length": 1.0, "empathy": {"weight": 1.0, "options": {"model": str(p / "no-such-model")}}}))], 2, r"rewards\.empathy of .*spec\.yaml"),
+    Fault("rewards score: a reward cache that is not SQLite", lambda p: (p.joinpath("cache.sqlite").write_bytes(b"not a database" * 100),
+          ["rewards", "score", "--input", str(_score_input(p, _LINE)[3]), "--config", str(_spec_with_cache(p))])[-1], 2,
+          r"reward cache .*cache\.sqlite is not a usable SQLite database .*delete it"),
     # outputs
     Fault("env prompts: --out is the input", lambda p: ["env", "prompts", str(_jsonl_corpus(p)), "--out", str(p / "corpus.jsonl")], 2, r"is the command's own input"),
     Fault("env prompts: a bad record, skipped and counted", lambda p: ["env", "prompts", str(_jsonl_corpus(p)), "--out", str(p / "prompts.jsonl"), "--on-error", "skip"],
