@@ -52,9 +52,13 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict]]:
     """``(line, row)`` of MESC.csv; a structural fault (a field past the csv module's size limit, usually an unclosed
     quote that swallowed the rest of the file) is a DataError naming the line: nothing after it can be trusted."""
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    missing = [c for c in MESC_COLUMNS if c not in (reader.fieldnames or [])]
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise DataError(f"unreadable CSV header ({exc}; an unclosed quote?)", path=path, line=1) from None
+    missing = [c for c in MESC_COLUMNS if c not in (fieldnames or [])]
     if missing:
-        raise DataError(f"missing column(s) {missing}; found {reader.fieldnames}", path=path, line=1, field=missing[0])
+        raise DataError(f"missing column(s) {missing}; found {fieldnames}", path=path, line=1, field=missing[0])
     while True:
         start = reader.line_num + 1
         try:
@@ -78,9 +82,11 @@ def _read_rows(path: Path, media_dir: Path | None, report: LoadReport) -> tuple[
     orphan: DataError | None = None  # a row without a readable Dialogue_ID, waiting for the next row's dialogue
     previous: int | None = None
     for line, row in _csv_rows(path):
+        shape = _shape_error(row, path, line)
         try:
             dialogue_id = _int(row["Dialogue_ID"], path=path, line=line, field="Dialogue_ID")
         except DataError as err:
+            err = shape or err
             if previous is not None:
                 bad.setdefault(previous, err)
             orphan = orphan or err
@@ -90,6 +96,8 @@ def _read_rows(path: Path, media_dir: Path | None, report: LoadReport) -> tuple[
             orphan = None
         previous = dialogue_id
         try:
+            if shape is not None:
+                raise shape
             rows[dialogue_id].append((line, *_parse_row(row, path, line, dialogue_id, media_dir)))
         except DataError as err:
             bad.setdefault(dialogue_id, err)
@@ -105,14 +113,21 @@ def _read_rows(path: Path, media_dir: Path | None, report: LoadReport) -> tuple[
             segments[dialogue_id] = _ordered(dialogue_id, entries, path)
         except DataError as err:
             skipped[dialogue_id] = (err, sorted(entries, key=lambda e: e[1]))
+    if skipped and report.on_error == "raise":  # the first bad row of the file, before the split files are read
+        raise min((error for error, _ in skipped.values()), key=lambda e: e.line or 0)
     return segments, skipped
+
+
+def _shape_error(row: dict, path: Path, line: int) -> DataError | None:
+    """A row with more or fewer fields than the header (csv.DictReader marks them with ``None``), else None."""
+    if None not in row and None not in row.values():
+        return None
+    count = len(row) - 1 + len(row[None]) if None in row else sum(v is not None for v in row.values())
+    return DataError(f"row has {count} fields, expected {len(row) - (None in row)} ({', '.join(k for k in row if k)})", path=path, line=line)
 
 
 def _parse_row(row: dict, path: Path, line: int, dialogue_id: int, media_dir: Path | None) -> tuple[int, Segment]:
     where = {"path": path, "line": line}
-    if None in row or None in row.values():  # csv.DictReader's marks of a row with more or fewer fields than the header
-        count = len(row) - 1 + len(row[None]) if None in row else sum(v is not None for v in row.values())
-        raise DataError(f"row has {count} fields, expected {len(row) - (None in row)} ({', '.join(k for k in row if k)})", **where)
     text = (row["Utterance"] or "").strip()
     if not text:
         raise DataError("empty utterance text", field="Utterance", **where)

@@ -32,7 +32,7 @@ def _torch_load(path: Path) -> None:
     from transformers.trainer_pt_utils import safe_globals
 
     with safe_globals():
-        torch.load(path, map_location="cpu", weights_only=True)
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mapped, not read into memory (every rank checks)
 
 
 def _load_weights(checkpoint: Path) -> str | None:
@@ -55,16 +55,17 @@ def _load_weights(checkpoint: Path) -> str | None:
 def checkpoint_problem(checkpoint: Path) -> str | None:
     """Why ``checkpoint`` cannot be resumed from, or None when weights, optimizer, scheduler, RNG and trainer state all load.
 
-    Under DeepSpeed the optimizer and scheduler live in the engine's ``global_step<N>/`` directory
-    (named by ``latest``), which must be there and not empty.
+    Under DeepSpeed the optimizer and scheduler (and, under ZeRO-3 without gathered weights, the weights)
+    live in the engine's ``global_step<N>/`` directory (named by ``latest``), which must be there and not empty.
     """
     part = "trainer_state.json"
     try:
         json.loads((checkpoint / part).read_text(encoding="utf-8"))
+        deepspeed = (checkpoint / "latest").is_file()
         part = "weights"
-        if (problem := _load_weights(checkpoint)) is not None:
-            return problem
-        if (checkpoint / "latest").is_file():
+        if (problem := _load_weights(checkpoint)) is not None and not (deepspeed and problem.startswith("no weights")):
+            return problem  # under ZeRO-3 without gathered weights they live only in the engine state
+        if deepspeed:
             part = "the DeepSpeed engine state"
             engine = checkpoint / (checkpoint / "latest").read_text(encoding="utf-8").strip()
             if not engine.is_dir() or not any(engine.iterdir()):

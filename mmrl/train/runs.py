@@ -9,6 +9,7 @@ rank 0 alone writes the final outputs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -189,6 +190,9 @@ def _check_same_config(config: RunConfig, checkpoint: Path) -> None:
         return
     before = yaml.safe_load(started.read_text(encoding="utf-8")) or {}
     now = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # the same round trip as the stored one
+    for f in dataclasses.fields(config):  # a field added to mmrl since the run started had its default then
+        if f.name not in before and f.default is not dataclasses.MISSING:
+            before[f.name] = yaml.safe_load(yaml.safe_dump(f.default))
     changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if k not in _RESUMABLE and before.get(k) != now.get(k)}
     if not changed:
         return

@@ -64,6 +64,13 @@ def _huge_field(tmp_path: Path) -> list[str]:
     return ["data", "stats", str(root), "--format", "mesc"]
 
 
+def _bad_header(tmp_path: Path) -> list[str]:
+    root = _mesc(tmp_path)
+    header = (root / "MESC.csv").read_text(encoding="utf-8").splitlines()[0]
+    (root / "MESC.csv").write_text('"' + header + "\n" + "x" * 200_000 + "\n", encoding="utf-8")  # the quote never closes
+    return ["data", "stats", str(root), "--format", "mesc"]
+
+
 def _empty_val(tmp_path: Path) -> list[str]:
     root = _mesc(tmp_path)
     (root / "val.json").write_text("[]\n", encoding="utf-8")
@@ -129,6 +136,9 @@ FAULTS: list[Fault] = [
     # MESC.csv and its split files
     Fault("MESC.csv: short last row", _short_last_row, 2, r"MESC\.csv:18: row has 7 fields, expected 10"),
     Fault("MESC.csv: short last row, skipped", lambda p: _short_last_row(p, "--on-error", "skip", "--json"), 0, r'"skipped": 1'),
+    Fault("MESC.csv: a row too short to hold its Dialogue_ID", lambda p: ["data", "stats", str(_mesc(p, lambda rows: rows.__setitem__(5, rows[5][:3]))),
+          "--format", "mesc"], 2, r"MESC\.csv:6: row has 3 fields, expected 10"),
+    Fault("MESC.csv: unclosed quote in the header", _bad_header, 2, r"MESC\.csv:1: unreadable CSV header"),
     Fault("MESC.csv: field over the csv module's limit", _huge_field, 2, r"MESC\.csv:4: unreadable CSV from here on \(field larger than field limit"),
     Fault("val.json: empty list", _empty_val, 2, r"val\.json: no dialogues: an empty split file would move the whole split into train"),
     Fault("MESC.csv: bad label in a val dialogue, skipped", _bad_label_in_val, 2,

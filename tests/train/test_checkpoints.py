@@ -98,3 +98,29 @@ def test_the_exact_resume_check_notices_a_part_transformers_silently_starts_afre
     monkeypatch.setattr(mmrl.train.runs, "last_checkpoint", lambda output_dir, warn=False: Path(output_dir) / "checkpoint-1")
     run_rl(RLRunConfig(**rl_run_fields(out, max_steps=2, resume=True)))
     assert _step_log(out / "checkpoint-2", 2) != _step_log(finished / "checkpoint-2", 2)
+
+
+def test_a_zero3_checkpoint_keeps_its_weights_in_the_engine_state(finished, tmp_path):
+    """Under ZeRO-3 without gathered weights transformers writes no model.safetensors: the engine directory holds them."""
+    out = _copy(finished, tmp_path)
+    checkpoint = out / "checkpoint-2"
+    (checkpoint / "model.safetensors").unlink()
+    (checkpoint / "optimizer.pt").rename(checkpoint / "held.pt")
+    (checkpoint / "global_step2").mkdir()
+    (checkpoint / "held.pt").rename(checkpoint / "global_step2" / "zero_pp_rank_0_mp_rank_00_optim_states.pt")
+    (checkpoint / "latest").write_text("global_step2")
+    assert checkpoint_problem(checkpoint) is None
+    (checkpoint / "global_step2" / "zero_pp_rank_0_mp_rank_00_optim_states.pt").unlink()
+    assert "global_step2/ (named by 'latest') is missing or empty" in checkpoint_problem(checkpoint)
+
+
+def test_a_run_started_before_a_config_field_existed_resumes(finished, tmp_path):
+    """A field added to mmrl later (here on_error) is absent from an older config_start.yaml: its default is no change."""
+    import yaml
+
+    out = _copy(finished, tmp_path)
+    shutil.rmtree(out / "checkpoint-2")
+    start = yaml.safe_load((out / "config_start.yaml").read_text())
+    start.pop("on_error")
+    (out / "config_start.yaml").write_text(yaml.safe_dump(start))
+    assert run_rl(RLRunConfig(**rl_run_fields(out, max_steps=2, resume=True))).resumed_from == out / "checkpoint-1"
