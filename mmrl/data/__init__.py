@@ -108,5 +108,4 @@ def report_skipped(corpus: Corpus) -> None:
     import sys
 
     if corpus.report.skipped:
-        summary = corpus.report.summary()
-        print(f"{corpus.source}: skipped {summary['skipped']} bad record(s) {summary['reasons']}; first: {summary['examples'][0]}", file=sys.stderr)
+        print(corpus.report.describe(corpus.source), file=sys.stderr)

@@ -197,6 +197,12 @@ class LoadReport:
         reasons = Counter(e.reason.split(";")[0] for e in self.skipped)
         return {"skipped": len(self.skipped), "reasons": dict(reasons), "examples": [str(e) for e in self.skipped[:5]]}
 
+    def describe(self, source: object) -> str:
+        """One line for a person: how many records of ``source`` were skipped, why, and the first one."""
+        summary = self.summary()
+        first = summary["examples"][0] if summary["examples"] else "none"
+        return f"{source}: skipped {summary['skipped']} bad record(s) {summary['reasons']}; first: {first}"
+
 
 @dataclass
 class Corpus:

@@ -43,10 +43,11 @@ def _train(args: argparse.Namespace) -> None:
     from mmrl.outputs import check_output
     from mmrl.predictor.config import load_config
 
-    writes = ("dfew_metrics.json",) if _is_dfew(args) else ("model.safetensors", "config.json", "train_history.json")
+    dfew = _is_dfew(args)
+    writes = ("dfew_metrics.json",) if dfew else ("model.safetensors", "config.json", "train_history.json")
     check_output(args.out, inputs=[args.data, args.config], overwrite=args.overwrite, writes=writes)
     config = load_config(args.config, seed=args.seed)
-    if _is_dfew(args):
+    if dfew:
         from mmrl.predictor.train import train_dfew
 
         report = train_dfew(config, args.data, args.out)

@@ -14,7 +14,7 @@ import re
 import warnings
 from pathlib import Path
 
-__all__ = ["CHECKPOINT", "checkpoint_problem", "checkpoint_step", "last_checkpoint"]
+__all__ = ["CHECKPOINT", "checkpoint_problem", "checkpoint_step", "checkpoints", "last_checkpoint"]
 
 #: The name of a checkpoint directory; group 1 is its step.
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -88,17 +88,21 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     return None
 
 
+def checkpoints(output_dir: str | Path) -> list[Path]:
+    """Every ``checkpoint-<step>`` directory in ``output_dir``, complete or not, by step."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    return sorted((path for path in output_dir.iterdir() if path.is_dir() and CHECKPOINT.match(path.name)), key=checkpoint_step)
+
+
 def last_checkpoint(output_dir: str | Path, *, warn: bool = False) -> Path | None:
     """The newest complete ``checkpoint-<step>`` in ``output_dir``, or None.
 
     Newer incomplete ones are passed over; with ``warn``, each is named with its problem (the run will
     overwrite it when it reaches that step again).
     """
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return None
-    found = sorted((path for path in output_dir.iterdir() if path.is_dir() and CHECKPOINT.match(path.name)), key=checkpoint_step, reverse=True)
-    for path in found:
+    for path in reversed(checkpoints(output_dir)):
         problem = checkpoint_problem(path)
         if problem is None:
             return path

@@ -25,7 +25,7 @@ import yaml
 from mmrl.data import Corpus, Dialogue, load_corpus, require_train
 from mmrl.errors import ConfigError, DataError, MissingDependencyError
 from mmrl.outputs import check_writable_dir
-from mmrl.train.checkpoints import CHECKPOINT, checkpoint_step, last_checkpoint
+from mmrl.train.checkpoints import checkpoint_step, checkpoints, last_checkpoint
 from mmrl.train.config import RunConfig
 
 __all__ = [
@@ -91,8 +91,7 @@ def _corpus(data: str | None, format: str | None, on_error: str, stamp: tuple) -
         return load_corpus(demo_corpus(), "synth")
     corpus = load_corpus(data, format, on_error=on_error)
     if corpus.report.skipped:
-        summary = corpus.report.summary()
-        warnings.warn(f"{data}: skipped {summary['skipped']} bad record(s) ({summary['reasons']}); e.g. {summary['examples'][0]}", stacklevel=3)
+        warnings.warn(corpus.report.describe(data), stacklevel=3)
     return corpus
 
 
@@ -141,7 +140,7 @@ def resume_checkpoint(config: RunConfig) -> Path | None:
     """
     output_dir = Path(config.output_dir)
     check_writable_dir(output_dir)
-    existing = sorted((p for p in output_dir.glob("checkpoint-*") if p.is_dir() and CHECKPOINT.match(p.name)), key=checkpoint_step)
+    existing = checkpoints(output_dir)
     if config.resume:
         checkpoint = last_checkpoint(output_dir, warn=True)
         if checkpoint is None and existing:
