@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dialogues", type=int, default=None, help="size of the synthetic corpus (default 40)")
     demo.add_argument("--policy", default=None, help="policy to fine-tune: tiny (default), smollm2, a path or a hub id")
     demo.add_argument("--predictor-epochs", type=int, default=None, help="most predictor epochs (default 12)")
-    demo.add_argument("--sft-steps", type=int, default=None, help="SFT steps (default 60)")
+    demo.add_argument("--sft-steps", type=int, default=None, help="SFT steps (default 300)")
     demo.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps (default 16)")
     demo.set_defaults(func=_demo)
 

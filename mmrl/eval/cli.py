@@ -52,7 +52,7 @@ def _eval(args: argparse.Namespace) -> None:
     prompts = _prompts(args)
     judge = _judge(args)
     policy = load_eval_policy(spec, device=args.device, batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env, **_limits(args))
-    report, samples = evaluate(policy, prompts, max_new_tokens=args.max_new_tokens, judge=judge, progress=True)
+    report, samples = evaluate(policy, prompts, max_new_tokens=args.max_new_tokens, judge=judge, bertscore_model=args.bertscore_model, progress=True)
     if args.out is not None:
         write_eval(report, samples, args.out)
     if args.json:
@@ -85,7 +85,7 @@ def _compare(args: argparse.Namespace) -> None:
     prompts = _prompts(args)
     reports = compare(
         specs, prompts, args.out, max_new_tokens=args.max_new_tokens, judge=_judge(args), device=args.device,
-        batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env, progress=True,
+        batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env, bertscore_model=args.bertscore_model, progress=True,
         **_limits(args),
     )  # fmt: skip
     if args.json:
@@ -110,7 +110,7 @@ def _print_summary(reports: Sequence[dict]) -> None:
     for report in reports:
         table.add_column(report["policy"], justify="right")
     keys = ["parse/rate", *(f"components/{t}/accuracy" for t in ("client_emotion", "therapist_emotion", "strategy"))]
-    keys += ["text/bleu2", "text/rougeL", "text/meteor", "text/embedding_similarity"]
+    keys += ["text/bleu2", "text/rougeL", "text/meteor", "text/bertscore_f1", "text/embedding_similarity"]
     keys += [k for k in rows[0] if k.startswith("trust/") and k.endswith("/mean")]
     for key in keys:
         values = [row.get(key) for row in rows]
@@ -157,6 +157,8 @@ def _shared(parser: argparse.ArgumentParser) -> None:
                         help="time limit of one HTTP attempt of openai: policies and the judge (default: 120 s policies, 60 s judge)")  # fmt: skip
     parser.add_argument("--max-retries", type=_count, default=None, help="retries after a failed HTTP attempt (timeouts, 408/429/5xx; default 3)")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad data record, or skip it and count it in the report")
+    parser.add_argument("--bertscore-model", default=None, metavar="MODEL",
+                        help="BERTScore encoder, a hub id or directory, e.g. roberta-large as in MultiMood (default: the packaged all-MiniLM-L6-v2, offline)")
     parser.add_argument("--json", action="store_true", help="print the JSON report(s) instead of a table")
     parser.add_argument("--overwrite", action="store_true", help="replace the reports of an earlier run in --out")
     parser.add_argument("--max-failed-share", type=float, default=0.1,

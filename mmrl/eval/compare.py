@@ -17,7 +17,7 @@ Report (``report.json``; the JSON ``mmrl eval --json`` prints)::
                "labelled": int,           # prompts with a gold label for the task
                "unparsed": int}           # of those, outputs whose field did not parse (counted wrong)
       },
-      "text": {"bleu2", "rouge1", "rouge2", "rougeL", "meteor", "embedding_similarity": float | null},
+      "text": {"bleu2", "rouge1", "rouge2", "rougeL", "meteor", "bertscore_f1", "embedding_similarity": float | null},
       "trust": {criterion: {"mean": float | null, "std": float | null, "failures": int}},
                                           # the seven local scorers; judge_<criterion> too with a judge
       "monitors": {name: float | null},   # mmrl.eval.monitors.compute_monitors (reward hacking)
@@ -169,9 +169,12 @@ def evaluate(
     max_new_tokens: int = 128,
     judge: Any = None,
     criteria: Sequence[str] = TRUST_CRITERIA,
+    bertscore_model: str | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Generate a completion per prompt and score it: ``(report, samples)``.
+
+    ``bertscore_model``: BERTScore's encoder (``metrics.bertscore_f1``; None: the packaged MiniLM).
 
     ``report`` has the shape in the module docstring; ``samples`` has one record per prompt (the
     completion, its parsed fields, the gold labels, the reference and each trust score).
@@ -197,7 +200,9 @@ def evaluate(
     scored_parsed, scored_replies = [parsed[i] for i in ok], [replies[i] for i in ok]
 
     referenced = [j for j, c in enumerate(contexts) if c.reference and c.reference.strip()]
-    text = metrics.text_scores([scored_replies[j] for j in referenced], [contexts[j].reference for j in referenced])
+    pairs = [scored_replies[j] for j in referenced], [contexts[j].reference for j in referenced]
+    text = metrics.text_scores(*pairs)
+    text["bertscore_f1"] = metrics.bertscore_f1(*pairs, model_type=bertscore_model)
     similarity = metrics.embedding_similarity(contexts, scored_replies)
     text["embedding_similarity"] = similarity["mean"]
     trust, local, judged = metrics.trust_scores(contexts, scored_replies, criteria=criteria, judge=judge)
@@ -226,6 +231,7 @@ def evaluate(
             "rouge": "rouge-score mean F-measure, Porter stemmer",
             "meteor_matching": metrics.meteor_matching(),
             "meteor_note": _meteor_note(),
+            "bertscore": metrics.BERTSCORE_DEFAULT if bertscore_model is None else f"bert-score over {bertscore_model}",
             "embedding_similarity": {"scorer": "rewards.similarity (packaged all-MiniLM-L6-v2)", "failures": similarity["failures"]},
             "trust_scorers": "local" if judge is None else f"local + judge {judge.judge_id}",
         },
@@ -335,6 +341,7 @@ def compare(
     api_key_env: str | None = "OPENAI_API_KEY",
     timeout_s: float = 120.0,
     max_retries: int = 3,
+    bertscore_model: str | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Evaluate each policy of ``specs`` on ``prompts``, one after another (one model in memory at a time).
@@ -351,7 +358,7 @@ def compare(
     for n, spec in enumerate(parsed, 1):
         policy = load_eval_policy(spec, device=device, batch_size=batch_size, seed=seed, api_key_env=api_key_env, timeout_s=timeout_s,
                                   max_retries=max_retries)  # fmt: skip
-        report, samples = evaluate(policy, prompts, max_new_tokens=max_new_tokens, judge=judge, progress=progress)
+        report, samples = evaluate(policy, prompts, max_new_tokens=max_new_tokens, judge=judge, bertscore_model=bertscore_model, progress=progress)
         write_eval(report, samples, Path(out_dir) / f"{n}-{slug(spec.text)}")
         reports.append(report)
         del policy

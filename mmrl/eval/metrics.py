@@ -8,6 +8,8 @@
 - :func:`text_scores`: corpus BLEU-2 (sacrebleu), mean ROUGE-1/2/L F (rouge-score, Porter stemming),
   mean METEOR (nltk; synonym matching only when nltk finds the WordNet data, see
   :func:`meteor_matching`) and embedding similarity (``rewards.similarity``), against the reference replies.
+- :func:`bertscore_f1`: mean BERTScore F1 (the ``bert-score`` package) over the packaged
+  all-MiniLM-L6-v2 by default, or any encoder a user names (the paper's: ``roberta-large``).
 - :func:`reward_summary` / :func:`trust_scores`: mean, std and failure count of each trust scorer.
 """
 
@@ -25,8 +27,10 @@ from mmrl.policy.prompts import ParsedOutput, parse_output
 from rewards.base import Context, RewardBatch
 
 __all__ = [
+    "BERTSCORE_DEFAULT",
     "COMPONENT_TASKS",
     "UNPARSED",
+    "bertscore_f1",
     "bleu2_signature",
     "classification_scores",
     "component_scores",
@@ -47,6 +51,9 @@ COMPONENT_TASKS: tuple[tuple[str, str, str], ...] = (
 #: The prediction recorded where a field did not parse: it matches no gold label, so it is wrong.
 UNPARSED = "<unparsed>"
 _WORDS = re.compile(r"\w+|[^\w\s]")
+#: BERTScore's default encoder here: the packaged all-MiniLM-L6-v2 (offline), its last (6th) layer. MultiMood's
+#: figures use RoBERTa-large (layer 17, bert-score's default for English): the two scales are not comparable.
+BERTSCORE_DEFAULT = "packaged all-MiniLM-L6-v2, layer 6, no idf weighting, no baseline rescaling"
 
 
 def parse_stats(completions: Sequence[str] | Sequence[ParsedOutput]) -> dict[str, Any]:
@@ -175,6 +182,33 @@ def text_scores(replies: Sequence[str], references: Sequence[str]) -> dict[str, 
         out[key] = float(np.mean([r[key].fmeasure for r in rouge]))
     out["meteor"] = float(np.mean(meteor))
     return out
+
+
+def bertscore_f1(replies: Sequence[str], references: Sequence[str], *, model_type: str | None = None, num_layers: int | None = None) -> float | None:
+    """Mean BERTScore F1 (0-1) of ``replies`` against ``references``; None without pairs.
+
+    ``model_type`` None: :data:`BERTSCORE_DEFAULT`; else any encoder ``bert-score`` accepts (a hub id or a
+    local directory; ``num_layers`` then as ``bert-score`` documents). An empty reply scores 0.
+    """
+    if len(replies) != len(references):
+        raise ValueError(f"got {len(replies)} replies but {len(references)} references")
+    if not replies:
+        return None
+    import bert_score
+
+    if model_type is None:
+        from rewards.embeddings import packaged_model_dir
+
+        model_type, num_layers = str(packaged_model_dir()), 6
+    # a blank side scores 0 here (bert-score's own empty-text path needs a tokenizer method transformers 5 dropped)
+    kept = [i for i, (reply, reference) in enumerate(zip(replies, references)) if reply.strip() and reference.strip()]
+    f1 = np.zeros(len(replies))
+    if kept:
+        _, _, scores = bert_score.score(
+            [replies[i] for i in kept], [references[i] for i in kept], model_type=model_type, num_layers=num_layers, batch_size=32
+        )
+        f1[kept] = scores.numpy()
+    return float(f1.mean())
 
 
 # ----- reward scorers -----

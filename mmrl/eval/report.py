@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["comparison_markdown", "comparison_plot", "eval_markdown", "flatten", "pyplot", "write_comparison"]
 
-_TEXT = ("bleu2", "rouge1", "rouge2", "rougeL", "meteor", "embedding_similarity")
+_TEXT = ("bleu2", "rouge1", "rouge2", "rougeL", "meteor", "bertscore_f1", "embedding_similarity")
 _TASKS = ("client_emotion", "therapist_emotion", "strategy")
 _SCORES = ("accuracy", "weighted_f1", "macro_f1")
 
@@ -82,7 +82,7 @@ def eval_markdown(report: Mapping[str, Any]) -> str:
     lines += [
         (
             f"Over {meta.get('references')} prompts with a reference. BLEU-2: {meta.get('bleu2')}. ROUGE: {meta.get('rouge')}. "
-            f"METEOR matching: **{meta.get('meteor_matching')}** ({meta.get('meteor_note')})."
+            f"METEOR matching: **{meta.get('meteor_matching')}** ({meta.get('meteor_note')}). BERTScore: {meta.get('bertscore')}."
         ),
         "",
         "## Trust criteria",
@@ -119,7 +119,7 @@ def comparison_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
     for title, keys in sections:
         lines += [f"## {title}", ""]
         lines += _table(["figure", *names], [[key.split("/", 1)[1], *(row.get(key) for row in rows)] for key in keys])
-    lines.append(f"METEOR matching: {first['meta'].get('meteor_matching')} ({first['meta'].get('meteor_note')}).")
+    lines.append(f"METEOR matching: {first['meta'].get('meteor_matching')} ({first['meta'].get('meteor_note')}). BERTScore: {first['meta'].get('bertscore')}.")
     return "\n".join(lines) + "\n"
 
 

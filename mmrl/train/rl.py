@@ -41,7 +41,7 @@ from mmrl.train.runs import (
 from rewards.compose import Composite
 from rewards.trl import contexts_from_columns
 
-__all__ = ["EVAL_FILE", "evaluate_policy", "generate", "run_rl"]
+__all__ = ["EVAL_FILE", "evaluate_policy", "evaluate_val", "generate", "run_rl"]
 
 EVAL_FILE = "eval_val.json"
 
@@ -74,8 +74,9 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
     set_seed(config.seed)
     model, tokenizer = load_policy(config.policy, lora=config.lora, dtype=config.dtype, seed=config.seed)
     predictor = load_predictor(config)
-    render = {"predictor": predictor, "tokenizer": tokenizer, "max_history_tokens": config.max_history_tokens}
-    train_prompts = prompt_dataset(load_split(config, "train"), split="train", training=True, **render)
+    train_prompts = prompt_dataset(
+        load_split(config, "train"), split="train", training=True, predictor=predictor, tokenizer=tokenizer, max_history_tokens=config.max_history_tokens
+    )
 
     # trainer
     specific: dict[str, Any] = {
@@ -99,7 +100,7 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
         trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
 
     # evaluation on val prompts (never trained on)
-    evaluation = _evaluate_val(config, trainer.model, tokenizer, composite, render)
+    evaluation = evaluate_val(config, trainer.model, tokenizer, composite, predictor)
     if is_main_process():
         (Path(config.output_dir) / EVAL_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     return finish_run(trainer, config, resume_from, evaluation)
@@ -116,13 +117,16 @@ def _give_reference_path(model: Any, tokenizer: Any, directory: Path) -> None:
     model.config._name_or_path = str(directory)
 
 
-def _evaluate_val(config: RLRunConfig, model: Any, tokenizer: Any, composite: Composite, render: dict) -> dict[str, Any]:
+def evaluate_val(config: RLRunConfig, model: Any, tokenizer: Any, composite: Composite, predictor: Any = None) -> dict[str, Any]:
+    """:func:`evaluate_policy` on the first ``config.eval_max_prompts`` val prompts, rendered as training renders them."""
     from envs.trl_bridge import prompt_dataset
 
     dialogues = load_split(config, "val")
     if not dialogues:  # said in the file rather than failing a finished run
         return {"split": "val", "skipped": "the data has no val-split dialogue"}
-    prompts = prompt_dataset(dialogues, split="val", training=False, **render)
+    prompts = prompt_dataset(
+        dialogues, split="val", training=False, predictor=predictor, tokenizer=tokenizer, max_history_tokens=config.max_history_tokens
+    )
     if config.eval_max_prompts is not None:
         prompts = prompts.select(range(min(config.eval_max_prompts, len(prompts))))
     return {"split": "val", **evaluate_policy(model, tokenizer, prompts, composite, max_new_tokens=config.max_completion_length)}
@@ -158,7 +162,7 @@ def evaluate_policy(model: Any, tokenizer: Any, prompts: Dataset, composite: Com
 
     Returns ``prompts``, ``reward`` (mean total over scorable completions), ``reward_failures``,
     ``components`` (``{name: {"mean", "failures"}}``), ``parse_rate`` (share of completions whose
-    structured block parses fully: a parse failure is counted, never dropped) and two ``examples``.
+    structured block parses fully: a parse failure is counted, never dropped) and the first three ``examples``.
     """
     completions = generate(model, tokenizer, prompts["prompt"], max_new_tokens=max_new_tokens)
     result = composite(contexts_from_columns(len(prompts), {"context": prompts["context"]}), completions)
@@ -171,5 +175,5 @@ def evaluate_policy(model: Any, tokenizer: Any, prompts: Dataset, composite: Com
             name: {"mean": _mean(scores), "failures": len(result.failures.get(name, {}))} for name, scores in result.scores.items()
         },
         "parse_rate": float(np.mean(parsed)) if parsed else math.nan,
-        "examples": completions[:2],
+        "examples": completions[:3],
     }

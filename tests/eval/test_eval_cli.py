@@ -13,7 +13,7 @@ from mmrl.labels import TRUST_CRITERIA
 from mmrl.policy.prompts import format_output
 
 TOP_KEYS = {"policy", "data", "split", "prompts", "scored", "parse", "components", "text", "trust", "monitors", "meta"}
-TEXT_KEYS = {"bleu2", "rouge1", "rouge2", "rougeL", "meteor", "embedding_similarity"}
+TEXT_KEYS = {"bleu2", "rouge1", "rouge2", "rougeL", "meteor", "bertscore_f1", "embedding_similarity"}
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -85,6 +85,19 @@ def test_meteor_matches_stems_even_without_wordnet():
     assert metrics.meteor_matching() in ("exact+stem", "exact+stem+wordnet")
 
 
+def test_bertscore_ranks_a_paraphrase_above_an_unrelated_reply_and_scores_empty_as_zero():
+    reference = "It sounds like losing your job has left you frightened about the future."
+    scores = [
+        metrics.bertscore_f1([reply], [reference])
+        for reply in (reference, "Losing the job seems to have made you scared of what comes next.", "Bananas are yellow and grow in bunches.", "")
+    ]
+    assert scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert scores[0] > scores[1] > scores[2] > scores[3] == 0.0
+    assert metrics.bertscore_f1([], []) is None
+    with pytest.raises(ValueError, match="2 replies but 1 references"):
+        metrics.bertscore_f1(["a", "b"], ["a"])
+
+
 def test_reward_summary_leaves_failures_out_of_mean_and_std_and_counts_them():
     batch = RewardBatch(np.array([0.2, 0.6, 0.0]), {2: "could not score"})
     assert reward_summary(batch) == {"mean": pytest.approx(0.4), "std": pytest.approx(0.2), "failures": 1}
