@@ -30,7 +30,8 @@ import time  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
 
-from envs.counseling import CounselingEnv, demo_corpus  # noqa: E402
+from envs.counseling import CounselingEnv  # noqa: E402
+from mmrl.data.synth import demo_corpus  # noqa: E402
 from rewards.criteria import CRITERIA  # noqa: E402
 
 _REPLIES = tuple(

@@ -2,7 +2,7 @@
 
     python benchmarks/train.py --json
 
-- ``mmrl``: prompts from ``envs.trl_bridge.prompt_dataset`` (train split, ``render_messages``, a
+- ``mmrl``: prompts from ``mmrl.policy.dataset.prompt_dataset`` (train split, ``render_messages``, a
   ``context`` JSON column), rewards from ``rewards.trl.to_trl(build_composite(spec))``.
 - ``plain_trl``: a ``datasets.Dataset`` of the same prompt messages with the gold labels as plain
   columns, and reward functions written straight against TRL's API that call the same registered
@@ -104,7 +104,7 @@ class _PlainReward:
 
 
 def _datasets() -> tuple[Dataset, Dataset]:
-    from envs.trl_bridge import prompt_dataset
+    from mmrl.policy.dataset import prompt_dataset
 
     mmrl_data = prompt_dataset(None, split="train")
     labels = [json.loads(c) for c in mmrl_data["context"]]

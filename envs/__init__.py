@@ -13,13 +13,10 @@ _ENVS = {
     "mmrl/Counseling-v0": ("envs.counseling:CounselingEnv", {}),
     # The same without media keys, for data without (or users without) video and audio.
     "mmrl/CounselingText-v0": ("envs.counseling:CounselingEnv", {"media": False}),
+    # One dialogue per episode, one Discrete(10) strategy per therapist turn (RLlib's env).
+    "mmrl/Strategy-v0": ("envs.strategy:StrategyEnv", {}),
 }
 
 for _id, (_entry_point, _kwargs) in _ENVS.items():
     if _id not in registry:
         register(id=_id, entry_point=_entry_point, kwargs=_kwargs)
-
-# ----- Strategy-v0 (owned by the strategy-env helper: envs/strategy.py) -----
-# Add exactly one register(...) call below this line, guarded like the loop above.
-if "mmrl/Strategy-v0" not in registry:  # one dialogue per episode, one Discrete(10) strategy per therapist turn (RLlib's env)
-    register(id="mmrl/Strategy-v0", entry_point="envs.strategy:StrategyEnv")

@@ -2,18 +2,19 @@
 
 - ``list``: the registered ``mmrl/`` env ids and their entry points.
 - ``check``: Gymnasium's ``check_env`` on each id (default: all), built with ``--data`` / ``--split`` when given.
-- ``prompts``: the TRL prompt dataset of a split (``envs.trl_bridge.prompt_dataset``) as JSONL, one
+- ``prompts``: the TRL prompt dataset of a split (``mmrl.policy.dataset.prompt_dataset``) as JSONL, one
   row per therapist turn (``prompt``, ``context``, ``dialogue_id``, ``turn_index``, ``split``).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import warnings
 from pathlib import Path
 
+from mmrl.config import suggest
+from mmrl.data import DIALOGUE_FORMATS, SPLITS
 from mmrl.errors import ConfigError
 
 __all__ = ["add_commands"]
@@ -46,8 +47,7 @@ def _check(args: argparse.Namespace) -> None:
     known = _ids()
     for env_id in args.ids:
         if env_id not in known:
-            close = difflib.get_close_matches(env_id, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = suggest(env_id, known)
             raise ConfigError(f"unknown env id {env_id!r}{hint} (registered: {', '.join(known)})")
     kwargs = {key: value for key, value in (("data", args.data and str(args.data)), ("split", args.split)) if value is not None}
     failed = []
@@ -68,8 +68,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _prompts(args: argparse.Namespace) -> None:
-    from envs.trl_bridge import prompt_dataset
     from mmrl.outputs import check_output
+    from mmrl.policy.dataset import prompt_dataset
 
     check_output(args.out, inputs=[args.data], overwrite=args.overwrite)
     corpus = None
@@ -100,15 +100,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser("check", help="run Gymnasium's check_env on env ids (default: every mmrl/ id)")
     check.add_argument("ids", nargs="*", help="env ids, e.g. mmrl/Counseling-v0")
     check.add_argument("--data", type=Path, default=None, help="dialogue data for every env (default: the embedded corpus)")
-    check.add_argument("--split", choices=("train", "val", "test"), default=None, help="the split the envs play (default: train)")
+    check.add_argument("--split", choices=SPLITS, default=None, help="the split the envs play (default: train)")
     check.set_defaults(func=_check)
 
     prompts = actions.add_parser("prompts", help="write the TRL prompt dataset of a split as JSONL")
     prompts.add_argument("data", type=Path, nargs="?", default=None, help="a MESC/synth directory or a .jsonl file (default: the embedded corpus)")
     prompts.add_argument("--out", type=Path, required=True, help="the JSONL file to write")
     prompts.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    prompts.add_argument("--format", choices=("mesc", "synth", "jsonl", "multimood"), default=None, help="default: detected")
-    prompts.add_argument("--split", choices=("train", "val", "test"), default="train", help="default: train")
+    prompts.add_argument("--format", choices=DIALOGUE_FORMATS, default=None, help="default: detected")
+    prompts.add_argument("--split", choices=SPLITS, default="train", help="default: train")
     prompts.add_argument("--eval", action="store_true", help="an evaluation dataset: allows the val and test splits")
     prompts.add_argument("--max-history-turns", type=int, default=16, help="history turns kept in each prompt (default 16)")
     prompts.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip it and count it (stderr)")

@@ -2,109 +2,42 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
-import shutil
-import tempfile
 import warnings
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from math import gcd
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from envs import spaces as S
+from envs.base import (
+    ActionError,
+    ActionWarning,
+    EnvStateError,
+    check_components,
+    check_nan_reward,
+    check_optional_count,
+    check_predictor,
+    check_render_mode,
+    nan_reward_or_raise,
+    pick_dialogue,
+)
 from envs.clients import Client, ClientStep, ReplayClient
-from mmrl.data import Corpus, Dialogue, load_corpus
+from mmrl.data import Dialogue
 from mmrl.data.media import load_media
-from mmrl.data.schema import Turn, check_split
-from mmrl.errors import ConfigError, DataError, MmrlError
-from mmrl.files import cache_root
+from mmrl.data.schema import Turn
+from mmrl.data.sources import DataSource, load_dialogues
+from mmrl.errors import ConfigError, DataError
 from mmrl.predictor import Components, EmotionPredictor
-from rewards.base import Context, RewardError
+from rewards.base import Context
 from rewards.compose import Composite, reply_text
 from rewards.spec import build_composite
 
-__all__ = [
-    "ActionError",
-    "ActionWarning",
-    "EnvStateError",
-    "CounselingEnv",
-    "demo_corpus",
-    "check_reset_options",
-    "load_dialogues",
-    "render_history",
-]
-
-DataSource = Corpus | Sequence[Dialogue] | str | os.PathLike
-_RESET_OPTIONS = ("dialogue_id", "dialogue_index")
-
-
-class ActionError(MmrlError, TypeError):
-    """An action that is not a therapist reply (a ``str``)."""
-
-
-class ActionWarning(UserWarning):
-    """A reply was changed to fit the action space (clipped or stripped of characters outside the charset)."""
-
-
-class EnvStateError(MmrlError):
-    """A call out of order: ``step`` before ``reset`` or after the episode ended."""
-
-
-def demo_corpus(n_dialogues: int = 16, seed: int = 0, *, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The embedded synthetic corpus (``mmrl.data.synth``, wav + mp4 per client turn), generated once.
-
-    Cached under ``cache_dir`` (default ``$MMRL_CACHE``, else ``~/.cache/mmrl``); written to a temporary
-    folder and renamed (media paths in the jsonl are relative), so processes building it at once never
-    see half a corpus.
-    """
-    from mmrl.data.synth import GENERATOR_VERSION, generate
-
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    target = root / f"synth-v{GENERATOR_VERSION}-n{n_dialogues}-s{seed}"
-    if (target / "manifest.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=root))
-    try:
-        generate(scratch, n_dialogues=n_dialogues, seed=seed)
-        scratch.rename(target)
-    except OSError:
-        if not (target / "manifest.json").is_file():  # not another process winning the race
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
-def load_dialogues(data: DataSource | None = None, *, format: str | None = None, split: str | None = "train") -> list[Dialogue]:
-    """The dialogues of ``split`` (None: all) from a Corpus, a list of Dialogues, or a path (``load_corpus``).
-
-    ``data=None`` is :func:`demo_corpus`.
-    """
-    if data is None:
-        data = demo_corpus()
-    if isinstance(data, (str, os.PathLike)):
-        data = load_corpus(data, format)
-    elif format is not None:
-        raise ConfigError(f"format= applies to a path, but data is a {type(data).__name__}; drop format=")
-    dialogues = list(data.dialogues if isinstance(data, Corpus) else data)
-    wrong = next((d for d in dialogues if not isinstance(d, Dialogue)), None)
-    if wrong is not None:
-        raise ConfigError(f"data must be a Corpus, a path or a list of Dialogue, but it holds a {type(wrong).__name__}")
-    if split is None:
-        return dialogues
-    check_split(split)
-    selected = [d for d in dialogues if d.split == split]
-    if not selected:
-        found = dict(Counter(d.split for d in dialogues))
-        raise DataError(f"no dialogue of split {split!r} (the data holds {found or 'no dialogues'}); choose one of those (--split on the command line, split= in Python)", field="split")
-    return selected
+__all__ = ["CounselingEnv", "render_history"]
 
 
 def render_history(history: Sequence[tuple[str, str]], max_length: int = S.HISTORY_MAX_LENGTH) -> str:
@@ -165,15 +98,6 @@ def _fit_audio(waves: list[tuple[np.ndarray, int]]) -> np.ndarray:
     return _readonly(out)
 
 
-def check_reset_options(options: Mapping[str, Any]) -> None:
-    """Reject reset options other than ``dialogue_id`` / ``dialogue_index``, with a did-you-mean."""
-    unknown = [k for k in options if k not in _RESET_OPTIONS]
-    if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), _RESET_OPTIONS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown reset option {unknown[0]!r}{hint} (options: {', '.join(_RESET_OPTIONS)})")
-
-
 class CounselingEnv(gym.Env[dict, str]):
     """Counseling dialogue: the agent is the therapist and writes one reply per step.
 
@@ -231,7 +155,7 @@ class CounselingEnv(gym.Env[dict, str]):
     ``reward_spec=None`` (default): no reward configured, every reward is 0.0 and ``info`` has no
     ``reward_*`` keys. Otherwise the reward is the Composite total (``rewards.spec``) of the reply in
     the step's Context (with the predictor's probabilities when a predictor is set), and ``info``
-    carries ``reward_total``, ``reward_components`` (``{name: score}``, NaN where a component failed),
+    carries ``reward`` (the total), ``rewards`` (``{name: score}``, NaN where a component failed),
     ``reward_failures`` (``{name: reason}``), ``reward_gates`` (``{name: 1.0 violated / 0.0 / NaN}``)
     and ``reward_failed``. A failure is never 0: when the total is NaN, ``nan_reward=None`` (default)
     raises :class:`~rewards.base.RewardError` naming the failures, before the env moves on (the
@@ -265,7 +189,7 @@ class CounselingEnv(gym.Env[dict, str]):
     ```
 
     - ``data``: a Corpus, a list of Dialogues, or a path read by ``load_corpus`` (``format`` when not
-      detectable); None (default): the embedded synthetic corpus (:func:`demo_corpus`).
+      detectable); None (default): the embedded synthetic corpus (``mmrl.data.synth.demo_corpus``).
     - ``split``: ``"train"`` (default), ``"val"``, ``"test"``, or None for every dialogue given.
     - ``client``: ``"replay"`` (default), a Client (e.g. ``SimulatedClient``), or a zero-argument
       factory of one (e.g. ``functools.partial(SimulatedClient, model, tokenizer)``): clients keep
@@ -325,24 +249,16 @@ class CounselingEnv(gym.Env[dict, str]):
             raise ConfigError(f"client must be 'replay', a Client (reset, respond, end_reason) or a factory of one, got {client!r}")
         self.client: Client = client
         self.composite: Composite | None = reward_spec if isinstance(reward_spec, Composite) or reward_spec is None else build_composite(reward_spec)
-        if nan_reward is not None and (isinstance(nan_reward, bool) or not isinstance(nan_reward, (int, float))):
-            raise ConfigError(f"nan_reward must be None (raise), float('nan') or a number, got {nan_reward!r}")
-        self.nan_reward = nan_reward
-        if predictor is not None and not isinstance(predictor, EmotionPredictor):
-            raise ConfigError(f"predictor must be an EmotionPredictor (a predict(items) method), got {type(predictor).__name__}")
-        self.predictor = predictor
-        if max_turns is not None and (isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1):
-            raise ConfigError(f"max_turns must be None or an integer >= 1, got {max_turns!r}")
-        self.max_turns = max_turns
+        self.nan_reward = check_nan_reward(nan_reward)
+        self.predictor = check_predictor(predictor)
+        self.max_turns = check_optional_count("max_turns", max_turns)
         if not isinstance(cache_size, int) or cache_size < 0:
             raise ConfigError(f"cache_size must be an integer >= 0, got {cache_size!r}")
         self.cache_size = cache_size
         if on_media_error not in ("raise", "mask"):
             raise ConfigError(f"on_media_error must be 'raise' or 'mask', got {on_media_error!r}")
         self.on_media_error = on_media_error
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.media = bool(media)
 
         self._predictions: dict[str, dict[int, Components]] = {}
@@ -435,24 +351,15 @@ class CounselingEnv(gym.Env[dict, str]):
 
     def dialogue(self, dialogue_id: str) -> Dialogue:
         """The dialogue with this id (a ConfigError with a close match when there is none)."""
-        if dialogue_id not in self._by_id:
-            close = difflib.get_close_matches(str(dialogue_id), list(self._by_id), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"no dialogue {dialogue_id!r} in this env's split{hint}")
-        return self.dialogues[self._by_id[dialogue_id]]
+        index = pick_dialogue({"dialogue_id": dialogue_id}, list(self._by_id), "this env's split")
+        assert index is not None
+        return self.dialogues[index]
 
     # ----- internals -----
 
     def _pick(self, options: Mapping[str, Any]) -> int:
-        check_reset_options(options)
-        if "dialogue_id" in options:
-            return self._by_id[self.dialogue(options["dialogue_id"]).id]
-        if "dialogue_index" in options:
-            index = options["dialogue_index"]
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.dialogues):
-                raise ConfigError(f"dialogue_index must be an integer in [0, {len(self.dialogues)}), got {index!r}")
-            return int(index)
-        return int(self.np_random.integers(len(self.dialogues)))
+        index = pick_dialogue(options, list(self._by_id), "this env's split")
+        return int(self.np_random.integers(len(self.dialogues))) if index is None else index
 
     def _where(self) -> dict[str, Any]:
         context = self._context
@@ -522,10 +429,7 @@ class CounselingEnv(gym.Env[dict, str]):
         return by_index[step.index]
 
     def _checked(self, out: Any, n: int) -> list[Components]:
-        out = list(out)
-        if len(out) != n or not all(isinstance(c, Components) for c in out):
-            raise ConfigError(f"the predictor must return {n} Components, got {len(out)} item(s) of {sorted({type(c).__name__ for c in out})}")
-        return out
+        return check_components(out, n)
 
     def _prediction_arrays(self, components: Components) -> dict[str, np.ndarray]:
         out = {}
@@ -569,16 +473,14 @@ class CounselingEnv(gym.Env[dict, str]):
         result = self.composite([context], [reply])
         total = float(result.total[0])
         failures = {name: reasons[0] for name, reasons in result.failures.items() if 0 in reasons}
-        info["reward_total"] = total
-        info["reward_components"] = {name: float(scores[0]) for name, scores in result.scores.items()}
+        info["reward"] = total
+        info["rewards"] = {name: float(scores[0]) for name, scores in result.scores.items()}
         info["reward_failures"] = failures
         info["reward_gates"] = {name: float(v[0]) for name, v in result.violations.items()}
         info["reward_failed"] = math.isnan(total)
-        if not math.isnan(total):
-            return total
-        if self.nan_reward is None:
-            raise RewardError(
-                f"the reward of dialogue {context.dialogue_id!r} turn {context.turn_index} is NaN "
-                f"(failures: {failures or 'none recorded'}); pass nan_reward=float('nan') to receive NaN, or a number to use instead"
-            )
-        return float(self.nan_reward)
+        return nan_reward_or_raise(
+            total,
+            self.nan_reward,
+            f"the reward of dialogue {context.dialogue_id!r} turn {context.turn_index} is NaN (failures: {failures or 'none recorded'})",
+            "pass nan_reward=float('nan') to receive NaN, or a number to use instead",
+        )

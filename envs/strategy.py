@@ -8,33 +8,37 @@ turn), so a step is a table lookup and a prebuilt table can be shipped to RLlib 
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.counseling import (
+from envs.base import (
     ActionError,
-    DataSource,
     EnvStateError,
-    check_reset_options,
-    demo_corpus,
-    load_dialogues,
+    check_components,
+    check_nan_reward,
+    check_optional_count,
+    check_predictor,
+    check_render_mode,
+    nan_reward_or_raise,
+    pick_dialogue,
 )
+from envs.realiser import Realiser, RetrievalRealiser
 from envs.spaces import EMBEDDING_DIM
-from mmrl.data.schema import Dialogue, require_train
+from mmrl.data.schema import Dialogue
+from mmrl.data.sources import DataSource, load_dialogues
+from mmrl.data.synth import demo_corpus
 from mmrl.errors import ConfigError, DataError
-from mmrl.labels import EMOTIONS, STRATEGIES, normalise_strategy
+from mmrl.labels import EMOTIONS, STRATEGIES, TRUST_CRITERIA
 from mmrl.predictor import Components, EmotionPredictor
 from rewards.base import Context, RewardError
 from rewards.compose import Composite
-from rewards.embeddings import encoder
 from rewards.spec import build_composite
 
 __all__ = [
@@ -44,18 +48,12 @@ __all__ = [
     "MATCH_NAME",
     "ORDERS",
     "observation_layout",
-    "context_text",
-    "Realiser",
-    "IndexEntry",
-    "RetrievalRealiser",
     "StrategyEpisodes",
     "StrategyEnv",
 ]
 
 #: The seven trust criteria, each weighted 1/7: the composite total is their mean, in [0, 1].
-DEFAULT_REWARD_SPEC: dict = {
-    "rewards": {name: 1 / 7 for name in ("truthfulness", "safety", "fairness", "privacy", "empathy", "reliability", "ethical_guidance")}
-}
+DEFAULT_REWARD_SPEC: dict = {"rewards": {name: 1 / len(TRUST_CRITERIA) for name in TRUST_CRITERIA}}
 #: Weight of the strategy-match term (1 when the chosen strategy is the therapist's, else 0).
 DEFAULT_MATCH_WEIGHT = 1.0
 #: Name of the strategy-match term in ``info["rewards"]`` and in the logged metrics.
@@ -91,113 +89,6 @@ def observation_layout(embedding_dim: int = EMBEDDING_DIM) -> dict[str, slice]:
         layout[name] = slice(start, start + size)
         start += size
     return layout
-
-
-def context_text(context: Context) -> str:
-    """The text a context is retrieved by: the client utterance, else the latest history turn, else the situation."""
-    if context.client_utterance.strip():
-        return context.client_utterance
-    if context.history:
-        return context.history[-1][1]
-    return context.situation or ""
-
-
-# --------------------------------------------------------------------------------------------
-# Realisers: strategy -> reply.
-# --------------------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class Realiser(Protocol):
-    """Writes the therapist reply for a chosen strategy: ``realiser(contexts, strategies) -> replies``.
-
-    A reply of None means "could not realise" (a failure, never an empty reply). A realiser whose
-    ``deterministic`` attribute is True gives the same reply for the same (context, strategy), so the
-    env computes every outcome once, up front; any other (e.g. an LLM) is called at every step.
-    """
-
-    def __call__(self, contexts: Sequence[Context], strategies: Sequence[str]) -> Sequence[str | None]: ...
-
-
-@dataclass(frozen=True)
-class IndexEntry:
-    """One therapist reply of the retrieval index: where it comes from and its gold strategy."""
-
-    dialogue_id: str
-    split: str
-    turn_index: int
-    strategy: str
-    reply: str
-
-
-class RetrievalRealiser:
-    """The real train-split therapist reply of the chosen strategy whose context is closest to the query's.
-
-    Every labelled target turn of the train dialogues is indexed by the sentence embedding of its
-    :func:`context_text`; a query takes, among entries of the chosen strategy, the one of highest
-    cosine similarity (ties: the first indexed). The query's own turn is never returned, and with
-    ``exclude_own_dialogue`` (default) neither is any turn of its dialogue unless no other dialogue
-    has a reply of that strategy, so a train episode does not get its own replies back. Val/test
-    dialogues are refused for the index; a strategy without any entry gives None (a failure).
-
-    Args:
-        dialogues: train-split dialogues to index.
-        model: sentence-transformers model (None: the packaged all-MiniLM-L6-v2).
-        exclude_own_dialogue: prefer entries of other dialogues than the query's (default True).
-    """
-
-    deterministic = True
-
-    def __init__(self, dialogues: Sequence[Dialogue], *, model: str | None = None, exclude_own_dialogue: bool = True) -> None:
-        dialogues = require_train(dialogues, "the retrieval realiser's index")
-        entries, keys = [], []
-        for dialogue in dialogues:
-            for index in dialogue.target_indices():
-                target = dialogue.turns[index]
-                if target.strategy is not None and target.text.strip():
-                    entries.append(IndexEntry(dialogue.id, dialogue.split, index, target.strategy, target.text))
-                    keys.append(context_text(Context.from_dialogue(dialogue, index)))
-        if not entries:
-            raise DataError("the retrieval realiser needs train dialogues with labelled therapist turns; got none")
-        self.entries: tuple[IndexEntry, ...] = tuple(entries)
-        self.model, self.exclude_own_dialogue = model, exclude_own_dialogue
-        self._encoder = encoder(model)
-        self._keys = self._encoder.encode(keys)
-        self._strategies = np.array([STRATEGIES.index(e.strategy) for e in entries])
-        self._dialogues = np.array([e.dialogue_id for e in entries])
-        self._turns = np.array([e.turn_index for e in entries])
-
-    def nearest(self, contexts: Sequence[Context], strategies: Sequence[str], *, chunk: int = 1024) -> list[int | None]:
-        """Index into :attr:`entries` of each query's reply (None: no entry of that strategy)."""
-        if len(contexts) != len(strategies):
-            raise ConfigError(f"got {len(contexts)} contexts but {len(strategies)} strategies")
-        wanted = np.array([STRATEGIES.index(normalise_strategy(s, field="strategy")) for s in strategies], dtype=np.int64)
-        out: list[int | None] = []
-        for start in range(0, len(contexts), chunk):
-            part = contexts[start : start + chunk]
-            similarity = self._encoder.encode([context_text(c) for c in part]) @ self._keys.T
-            allowed = self._strategies[None, :] == wanted[start : start + chunk, None]
-            own = self._dialogues[None, :] == np.array([c.dialogue_id or "" for c in part])[:, None]
-            allowed &= ~(own & (self._turns[None, :] == np.array([-1 if c.turn_index is None else c.turn_index for c in part])[:, None]))
-            if self.exclude_own_dialogue:
-                others = allowed & ~own
-                allowed = np.where(others.any(axis=1, keepdims=True), others, allowed)
-            best = np.argmax(np.where(allowed, similarity, -np.inf), axis=1)
-            out.extend(int(b) if ok else None for b, ok in zip(best, allowed.any(axis=1)))
-        return out
-
-    def __call__(self, contexts: Sequence[Context], strategies: Sequence[str]) -> list[str | None]:
-        return [None if i is None else self.entries[i].reply for i in self.nearest(contexts, strategies)]
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_encoder"}  # the process-wide encoder is not copied
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._encoder = encoder(self.model)
-
-    def __repr__(self) -> str:
-        return f"RetrievalRealiser({len(self.entries)} train replies, model={self.model or 'packaged MiniLM'!r})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,21 +178,9 @@ class StrategyEpisodes:
 
 
 def _predict(predictor: EmotionPredictor | None, items: list[tuple[Dialogue, int]], embedding_dim: int | None) -> list[Components] | None:
-    if predictor is None:
+    if check_predictor(predictor) is None:
         return None
-    if not isinstance(predictor, EmotionPredictor):
-        raise ConfigError(f"predictor must follow mmrl.predictor.EmotionPredictor (a predict(items) method), got {predictor!r}")
-    components = list(predictor.predict(items))
-    if len(components) != len(items):
-        raise ConfigError(f"the predictor returned {len(components)} Components for {len(items)} turns")
-    shapes = {"client_emotion": (len(EMOTIONS),), "therapist_emotion": (len(EMOTIONS),), "strategy": (len(STRATEGIES),)}
-    dim = embedding_dim or np.asarray(components[0].embedding).shape[0]
-    shapes["embedding"] = (dim,)
-    for c in components:
-        for name, shape in shapes.items():
-            if np.asarray(getattr(c, name)).shape != shape:
-                raise ConfigError(f"the predictor's {name} has shape {np.asarray(getattr(c, name)).shape}, expected {shape}")
-    return components
+    return check_components(predictor.predict(items), len(items), embedding_dim)
 
 
 def _observation(dialogue: Dialogue, index: int, predicted: Components | None, layout: dict[str, slice]) -> np.ndarray:
@@ -397,12 +276,13 @@ class StrategyEnv(gym.Env[np.ndarray, np.int64]):
     realised reply (default :data:`DEFAULT_REWARD_SPEC`: the mean of the seven trust criteria, each in
     [0, 1]) and ``strategy_match`` = 1 when the action is the recorded therapist's strategy, else 0
     (``match_weight`` defaults to 1.0). The reward reads the bare reply text (no structured block).
-    ``info["rewards"]`` holds every component score and ``strategy_match``; ``info["failures"]``
-    maps a failed component to its reason; ``info["composite"]`` is the spec's total, ``info["reply"]``
-    the realised reply. A failure is never 0: when the reward is NaN (a failed component, no reply,
-    no gold strategy), ``nan_reward=None`` (default) raises :class:`~rewards.base.RewardError` (for a
-    deterministic realiser already at construction, naming the failed outcomes); NaN returns NaN;
-    a number is returned in its place, the failure still listed in ``info["failures"]``.
+    ``info`` uses the reward vocabulary of both envs: ``reward`` (the total computed, NaN when it
+    failed), ``rewards`` (every component score and ``strategy_match``), ``reward_failures``
+    (``{name: reason}``) and ``reward_failed``; ``info["reply"]`` is the realised reply. A failure is
+    never 0: when the reward is NaN (a failed component, no reply, no gold strategy),
+    ``nan_reward=None`` (default) raises :class:`~rewards.base.RewardError` (for a deterministic
+    realiser already at construction, naming the failed outcomes); NaN returns NaN; a number is
+    returned in its place, the failure still listed in ``info["reward_failures"]``.
 
     ## Starting State
 
@@ -426,7 +306,7 @@ class StrategyEnv(gym.Env[np.ndarray, np.int64]):
 
     - ``data``: a Corpus, a list of Dialogues, or a path read by ``load_corpus`` (``format`` when not
       detectable); None (default): the embedded synthetic corpus of :data:`DEMO_DIALOGUES` dialogues
-      (``envs.counseling.demo_corpus``, generated once into the cache).
+      (``mmrl.data.synth.demo_corpus``, generated once into the cache).
     - ``split``: ``"train"`` (default), ``"val"``, ``"test"``, or None for every dialogue given.
     - ``episodes``: a prebuilt :class:`StrategyEpisodes` instead of ``data`` (nothing recomputed; how
       RLlib env runners get their env).
@@ -472,16 +352,12 @@ class StrategyEnv(gym.Env[np.ndarray, np.int64]):
             raise ConfigError("pass data= (dialogues to build episodes from) or episodes= (prebuilt StrategyEpisodes), not both")
         if order not in ORDERS:
             raise ConfigError(f"order must be one of {list(ORDERS)}, got {order!r}")
-        if max_turns is not None and (isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1):
-            raise ConfigError(f"max_turns must be None or an integer >= 1, got {max_turns!r}")
+        check_optional_count("max_turns", max_turns)
+        check_optional_count("embedding_dim", embedding_dim)
         if isinstance(match_weight, bool) or not isinstance(match_weight, (int, float)) or not math.isfinite(match_weight):
             raise ConfigError(f"match_weight must be a finite number, got {match_weight!r}")
-        if nan_reward is not None and (isinstance(nan_reward, bool) or not isinstance(nan_reward, (int, float))):
-            raise ConfigError(f"nan_reward must be None (raise), float('nan') or a number, got {nan_reward!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        if embedding_dim is not None and (isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1):
-            raise ConfigError(f"embedding_dim must be None or an integer >= 1, got {embedding_dim!r}")
+        check_nan_reward(nan_reward)
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.realiser: Realiser | None = realiser
         self.composite: Composite | None = None
         if episodes is None or not episodes.precomputed:
@@ -545,14 +421,14 @@ class StrategyEnv(gym.Env[np.ndarray, np.int64]):
         match = math.nan if gold < 0 else float(action == gold)
         if gold < 0:
             failures[MATCH_NAME] = "no gold strategy at this turn"
-        reward = total + (self.match_weight * match if self.match_weight else 0.0)
-        if math.isnan(reward):
-            if self.nan_reward is None:
-                raise RewardError(
-                    f"dialogue {self.episodes.dialogue_ids[self._episode]!r} turn {int(self.episodes.turn_indices[row])} "
-                    f"strategy {STRATEGIES[action]!r} could not be scored: {failures}; pass nan_reward= to train through failures"
-                )
-            reward = self.nan_reward
+        computed = total + (self.match_weight * match if self.match_weight else 0.0)
+        reward = nan_reward_or_raise(
+            computed,
+            self.nan_reward,
+            f"dialogue {self.episodes.dialogue_ids[self._episode]!r} turn {int(self.episodes.turn_indices[row])} "
+            f"strategy {STRATEGIES[action]!r} could not be scored: {failures}",
+            "pass nan_reward= to train through failures",
+        )
         self._turn += 1
         end = int(self.episodes.offsets[self._episode + 1])
         terminated = row + 1 >= end
@@ -562,9 +438,10 @@ class StrategyEnv(gym.Env[np.ndarray, np.int64]):
             "strategy": STRATEGIES[action],
             "gold_strategy": None if gold < 0 else STRATEGIES[gold],
             "reply": reply,
+            "reward": computed,
             "rewards": {**scores, MATCH_NAME: match},
-            "composite": total,
-            "failures": failures,
+            "reward_failures": failures,
+            "reward_failed": math.isnan(computed),
             "end_reason": "dialogue_end" if terminated else "max_turns" if truncated else "",
         }
         self._last = (
@@ -586,18 +463,9 @@ class StrategyEnv(gym.Env[np.ndarray, np.int64]):
         return {"dialogue_id": self.episodes.dialogue_ids[self._episode], "turn_index": int(self.episodes.turn_indices[row])}
 
     def _pick(self, options: Mapping[str, Any]) -> int:
-        check_reset_options(options)
-        if "dialogue_id" in options:
-            if options["dialogue_id"] not in self.episodes.dialogue_ids:
-                close = difflib.get_close_matches(str(options["dialogue_id"]), self.episodes.dialogue_ids, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"no dialogue {options['dialogue_id']!r} in this env{hint}")
-            return self.episodes.dialogue_ids.index(options["dialogue_id"])
-        if "dialogue_index" in options:
-            index = options["dialogue_index"]
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.episodes):
-                raise ConfigError(f"dialogue_index must be an integer in [0, {len(self.episodes)}), got {index!r}")
-            return int(index)
+        index = pick_dialogue(options, self.episodes.dialogue_ids)
+        if index is not None:
+            return index
         if self.order == "random":
             return int(self.np_random.integers(len(self.episodes)))
         episode, self._cursor = self._cursor, (self._cursor + 1) % len(self.episodes)

@@ -1,21 +1,11 @@
-"""From the counseling env to TRL: a prompt dataset per therapist turn, and whole-episode GRPO rollouts.
+"""From the counseling env to TRL: whole-episode GRPO rollouts against a (simulated) client.
 
-Single-turn (one row per therapist turn)::
-
-    dataset = prompt_dataset(corpus, split="train", predictor=predictor, tokenizer=tokenizer)
-    reward_funcs, weights = rewards.trl.to_trl(build_composite(spec))
-    GRPOTrainer(model, reward_funcs=reward_funcs, args=GRPOConfig(reward_weights=weights, ...), train_dataset=dataset)
-
-Multi-turn (one row per dialogue; each completion is a whole conversation with a simulated client)::
+One row per dialogue; each completion is a whole conversation with a simulated client::
 
     rollout = MultiTurnRollout(lambda: CounselingEnv(corpus, client=SimulatedClient(...), reward_spec=spec))
     GRPOTrainer(model, reward_funcs=rollout.reward_funcs(), train_dataset=rollout.dataset(), rollout_func=rollout, ...)
 
-Dataset columns: ``prompt`` (chat messages from ``mmrl.policy.prompts.render_messages``, with the
-predictor's outputs), ``context`` (``rewards.trl.context_json`` of the turn's Context, predicted
-probabilities included: what the reward functions rebuild), ``dialogue_id``, ``turn_index``, ``split``.
-Training datasets take the train split only (``mmrl.data.require_train``); ``training=False``
-builds evaluation datasets from val/test.
+Single-turn training needs no env: its prompt dataset is ``mmrl.policy.dataset.prompt_dataset``.
 """
 
 from __future__ import annotations
@@ -28,75 +18,14 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from envs.counseling import CounselingEnv, DataSource, load_dialogues
-from mmrl.data import Dialogue, require_train
-from mmrl.errors import ConfigError, SplitLeakError
+from envs.counseling import CounselingEnv
+from mmrl.data import require_train
+from mmrl.errors import ConfigError
+from mmrl.policy.dataset import prompt_rows
 from mmrl.policy.prompts import render_messages, render_turn
-from mmrl.predictor import EmotionPredictor
-from rewards.base import Context
-from rewards.trl import context_json
+from rewards.base import scored_mean
 
-__all__ = ["prompt_dataset", "MultiTurnRollout", "EpisodeReturn"]
-
-
-def _source(data: CounselingEnv | DataSource | None, format: str | None, split: str, predictor: EmotionPredictor | None):
-    env = getattr(data, "unwrapped", data)
-    if isinstance(env, CounselingEnv):
-        if format is not None:
-            raise ConfigError("format= applies to a path, not to an env; drop it")
-        return list(env.dialogues), predictor if predictor is not None else env.predictor
-    return load_dialogues(data, format=format, split=split), predictor  # type: ignore[arg-type]
-
-
-def _rows(dialogues: Sequence[Dialogue], predictor: EmotionPredictor | None, first_only: bool, render: dict) -> list[dict]:
-    rows = []
-    for dialogue in dialogues:
-        targets = dialogue.target_indices()[:1] if first_only else dialogue.target_indices()
-        if not targets:
-            continue
-        predicted = [None] * len(targets) if predictor is None else [c.probabilities() for c in predictor.predict([(dialogue, i) for i in targets])]
-        for index, probabilities in zip(targets, predicted):
-            context = Context.from_dialogue(dialogue, index, probabilities)
-            rows.append(
-                {
-                    "prompt": render_messages(context, **render),
-                    "context": context_json(context),
-                    "dialogue_id": dialogue.id,
-                    "turn_index": index,
-                    "split": dialogue.split,
-                }
-            )
-    return rows
-
-
-def prompt_dataset(
-    data: CounselingEnv | DataSource | None = None,
-    *,
-    format: str | None = None,
-    split: str = "train",
-    training: bool = True,
-    predictor: EmotionPredictor | None = None,
-    tokenizer: Any = None,
-    max_history_tokens: int = 1024,
-    max_history_turns: int = 16,
-) -> Dataset:
-    """One row per target therapist turn of ``split`` (see the module docstring for the columns).
-
-    ``data`` is a CounselingEnv (its dialogues and, unless given, its predictor) or anything
-    ``load_dialogues`` reads. ``training=True`` refuses any dialogue outside the train split
-    (``SplitLeakError``); pass ``training=False`` for an evaluation dataset. The history budget
-    arguments go to ``render_messages``.
-    """
-    if training and split != "train":
-        raise SplitLeakError(f"an RL training dataset takes the train split, got split={split!r}; for an evaluation dataset pass training=False (`mmrl env prompts --eval` on the command line)")
-    dialogues, predictor = _source(data, format, split, predictor)
-    if training:
-        require_train(dialogues, purpose="an RL training prompt dataset")
-    render = {"tokenizer": tokenizer, "max_history_tokens": max_history_tokens, "max_history_turns": max_history_turns}
-    rows = _rows(dialogues, predictor, first_only=False, render=render)
-    if not rows:
-        raise ConfigError(f"no therapist turn to train on in {len(dialogues)} dialogue(s) of split {split!r}")
-    return Dataset.from_list(rows)
+__all__ = ["MultiTurnRollout", "EpisodeReturn"]
 
 
 class EpisodeReturn:
@@ -121,8 +50,7 @@ class EpisodeReturn:
                 for name, value in episode.items():
                     components.setdefault(name, []).append(value)
             for name, values in components.items():
-                finite = [v for v in values if not math.isnan(v)]
-                log_metric(f"rewards/{name}/mean", float(np.mean(finite)) if finite else math.nan)
+                log_metric(f"rewards/{name}/mean", scored_mean(values))
         return [None if math.isnan(value) else float(value) for value in episode_return]
 
 
@@ -198,7 +126,7 @@ class MultiTurnRollout:
         """One row per dialogue of the env's split (train only): its first turn's prompt, context and id."""
         env = self._env(0)
         require_train(env.dialogues, purpose="a multi-turn RL training dataset")
-        rows = _rows(env.dialogues, env.predictor, first_only=True, render={**self.render, "tokenizer": tokenizer})
+        rows = prompt_rows(env.dialogues, env.predictor, first_only=True, tokenizer=tokenizer, **self.render)
         self._by_prompt = {}
         for row in rows:
             self._by_prompt.setdefault(_key(row["prompt"]), row["dialogue_id"])
@@ -298,7 +226,7 @@ class _Episode:
 
     def record(self, reward: float, info: Mapping[str, Any]) -> None:
         self.rewards.append(float(reward))
-        self.components.append(dict(info.get("reward_components", {})))
+        self.components.append(dict(info.get("rewards", {})))
 
     def episode_return(self, aggregate: str) -> float:
         if not self.rewards:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmrl.data import DIALOGUE_FORMATS, SPLITS
 from mmrl.errors import MmrlError
 
 __all__ = ["main", "build_parser"]
@@ -152,11 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=_data_synth)
     stats = data_commands.add_parser("stats", help="per-split dialogue, turn and label counts")
     stats.add_argument("path", type=Path, help="a MESC directory, a synth directory, a .jsonl file or a DFEW root")
-    stats.add_argument("--format", choices=("mesc", "synth", "jsonl", "multimood", "dfew"), help="default: detected")
+    stats.add_argument("--format", choices=(*DIALOGUE_FORMATS, "dfew"), help="default: detected")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip and count it")
     stats.add_argument("--media-dir", type=Path, default=None, help="MESC: directory of {Dialogue_ID}_{Utterance_ID}.mp4/.wav clips")
-    stats.add_argument("--split", choices=("train", "val", "test"), default=None, help="MultiMood: the file's split")
+    stats.add_argument("--split", choices=SPLITS, default=None, help="MultiMood: the file's split")
     stats.set_defaults(func=_data_stats)
     for module in _COMMAND_MODULES:
         importlib.import_module(module).add_commands(commands)

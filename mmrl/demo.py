@@ -22,6 +22,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from mmrl.config import YamlConfig
+from mmrl.data import SPLITS
 from mmrl.errors import ConfigError
 
 __all__ = ["DEMO_REWARDS", "DemoConfig", "run_demo"]
@@ -98,11 +99,11 @@ def run_demo(config: DemoConfig | None = None, out: str | Path | None = None) ->
     from mmrl.data import load_corpus
     from mmrl.data.stats import corpus_stats
     from mmrl.data.synth import generate
+    from mmrl.policy.models import load_policy
     from mmrl.predictor.config import PredictorConfig
     from mmrl.predictor.evaluate import evaluation_report, items_of
     from mmrl.predictor.train import train_predictor
     from mmrl.train.config import RLRunConfig, SFTRunConfig
-    from mmrl.policy.models import load_policy
     from mmrl.train.rl import evaluate_val, run_rl
     from mmrl.train.runs import load_predictor
     from mmrl.train.sft import run_sft
@@ -123,7 +124,7 @@ def run_demo(config: DemoConfig | None = None, out: str | Path | None = None) ->
     lap("corpus")
 
     print("[2/5] training the emotion predictor (audio + video + text + history)", flush=True)
-    split = {name: corpus.split(name) for name in ("train", "val", "test")}
+    split = {name: corpus.split(name) for name in SPLITS}
     predictor_config = PredictorConfig(epochs=config.predictor_epochs, patience=4, seed=config.seed)
     predictor, predictor_summary = train_predictor(predictor_config, split["train"], split["val"], out / "predictor")
     predictor_eval = evaluation_report(predictor, items_of(split["train"]), items_of(split["test"]), items_of(split["val"]))

@@ -15,7 +15,7 @@ from mmrl.data.schema import Dialogue
 from mmrl.errors import MmrlError
 from mmrl.labels import EMOTIONS, STRATEGIES
 
-__all__ = ["Context", "RewardBatch", "Reward", "RewardError", "OnFailure"]
+__all__ = ["Context", "RewardBatch", "Reward", "RewardError", "OnFailure", "scored_mean"]
 
 OnFailure = Literal["record", "raise"]
 
@@ -119,3 +119,10 @@ class Reward(Protocol):
     score_range: tuple[float, float]
 
     def __call__(self, contexts: Sequence[Context], replies: Sequence[str]) -> RewardBatch: ...
+
+
+def scored_mean(values: Sequence[float] | np.ndarray) -> float:
+    """The mean of the scored (non-NaN) ``values``: a failed score is left out, never counted as 0; NaN when none is scored."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else math.nan

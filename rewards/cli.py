@@ -16,10 +16,11 @@ plain reply or a structured block (reply-reading rewards score its ``Reply:`` fi
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 from pathlib import Path
 
+from mmrl.config import suggest
+from mmrl.data import SPLITS
 from mmrl.data.io import json_lines
 from mmrl.data.schema import SPEAKERS
 from mmrl.errors import DataError
@@ -77,8 +78,7 @@ def read_inputs(path: Path) -> tuple[list[Context], list[str]]:
             raise DataError(f"expected a JSON object, got {type(record).__name__}", **where)
         for key in record:
             if key not in INPUT_FIELDS:
-                close = difflib.get_close_matches(key, INPUT_FIELDS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = suggest(key, INPUT_FIELDS)
                 raise DataError(f"unknown field{hint} (expected fields among {list(INPUT_FIELDS)})", field=key, **where)
         if "context" not in record:
             raise DataError("missing: give the client's utterance or the turns before the response", field="context", **where)
@@ -266,7 +266,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=_list)
     probe = actions.add_parser("probe", help="can templates, off-context replies, length or filler beat the real counsellor? (MESC)")
     probe.add_argument("--data", type=Path, required=True, help="the MESC directory (MESC.csv, val.json, test.json)")
-    probe.add_argument("--split", choices=("train", "val", "test"), default="test", help="dialogues whose target turns are probed")
+    probe.add_argument("--split", choices=SPLITS, default="test", help="dialogues whose target turns are probed")
     probe.add_argument("--pairs", choices=("train", "dev", "test"), default="test", help="which labelled pair split to score")
     probe.add_argument("--min-words", type=int, default=8, help="probe turns whose real reply has at least this many words")
     probe.add_argument("--limit", type=int, default=0, help="probe only the first N turns (0: all)")

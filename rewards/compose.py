@@ -30,7 +30,6 @@ Components of weight 0 without a gate are not computed at all (no cost, no judge
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,9 +37,10 @@ from typing import Literal
 
 import numpy as np
 
+from mmrl.config import suggest
 from mmrl.errors import ConfigError
 from mmrl.policy.prompts import format_output, parse_output
-from rewards.base import Context, Reward, RewardBatch, RewardError
+from rewards.base import Context, Reward, RewardBatch, RewardError, scored_mean
 
 __all__ = ["Mode", "OnMissing", "MODES", "Gate", "Component", "Composite", "CompositeResult", "preflight", "reply_text"]
 
@@ -122,19 +122,14 @@ class CompositeResult:
         """
         out: dict[str, float] = {}
         for name, scores in self.scores.items():
-            out[f"rewards/{name}/mean"] = _nanmean(scores)
+            out[f"rewards/{name}/mean"] = scored_mean(scores)
             out[f"rewards/{name}/std"] = _nanstd(scores)
             out[f"rewards/{name}/failures"] = float(len(self.failures[name]))
-        out["reward"] = _nanmean(self.total)
+        out["reward"] = scored_mean(self.total)
         out["reward_std"] = _nanstd(self.total)
         for name, violated in self.violations.items():
-            out[f"gates/{name}/violation_rate"] = _nanmean(violated)
+            out[f"gates/{name}/violation_rate"] = scored_mean(violated)
         return out
-
-
-def _nanmean(values: np.ndarray) -> float:
-    ok = values[~np.isnan(values)]
-    return float(ok.mean()) if ok.size else math.nan
 
 
 def _nanstd(values: np.ndarray) -> float:
@@ -286,8 +281,7 @@ class Composite:
 
 def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
     if value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = suggest(str(value), choices)
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}{hint}")
 
 

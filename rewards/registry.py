@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import inspect
 import json
@@ -13,6 +12,7 @@ from importlib.metadata import entry_points
 
 import numpy as np
 
+from mmrl.config import suggest
 from mmrl.errors import ConfigError, MissingDependencyError
 from rewards.base import Context, OnFailure, Reward, RewardBatch, RewardError
 
@@ -168,8 +168,7 @@ def get_reward(name: str, **options) -> Reward:
     """Build the registered reward ``name``; an unknown name gets a "did you mean"."""
     entries = registered()
     if name not in entries:
-        close = difflib.get_close_matches(name, entries, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = suggest(name, entries)
         raise ConfigError(f"unknown reward {name!r}{hint} (registered: {', '.join(entries)})")
     try:
         return entries[name].build(**options)

@@ -16,13 +16,13 @@ therapist segments only (a client segment may say ``"undefined"``, read as null)
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mmrl.config import suggest
 from mmrl.data.io import json_lines
 from mmrl.data.media import probe
 from mmrl.data.schema import (
@@ -63,8 +63,7 @@ class _Line:
     def check_keys(self, obj: dict, allowed: tuple[str, ...], where: str) -> None:
         for key in obj:
             if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = suggest(key, allowed)
                 raise self.error(f"unknown key {key!r}; expected keys among {list(allowed)}{hint}", f"{where}{key}")
 
     def get(self, obj: dict, key: str, kinds: tuple[type, ...], field: str, *, required: bool = False) -> Any:

@@ -1,6 +1,6 @@
 """The embedded demo corpus: MESC-like counseling dialogues with real, deterministic wav/mp4 files.
 
-``generate(out_dir)`` writes::
+``generate(out_dir)`` writes (``demo_corpus()``: the same, generated once into the cache)::
 
     out_dir/corpus.jsonl                       mmrl jsonl (see mmrl.data.jsonl)
     out_dir/media/{dialogue_id}_{turn:02d}.wav  16 kHz mono, 1-2 s, one per client turn
@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,9 +31,10 @@ from mmrl.data.jsonl import read_dialogues, write_dialogues
 from mmrl.data.media import write_audio, write_video
 from mmrl.data.schema import Corpus, Dialogue, Media, Segment, Turn
 from mmrl.errors import DataError
+from mmrl.files import cache_root
 from mmrl.labels import EMOTIONS, STRATEGIES
 
-__all__ = ["FPS", "GENERATOR_VERSION", "IMAGE_SIZE", "PROBLEM_TYPES", "SAMPLE_RATE", "generate", "load_synth"]
+__all__ = ["FPS", "GENERATOR_VERSION", "IMAGE_SIZE", "PROBLEM_TYPES", "SAMPLE_RATE", "demo_corpus", "generate", "load_synth"]
 
 GENERATOR_VERSION = "1"
 SAMPLE_RATE = 16_000
@@ -592,3 +596,27 @@ def load_synth(out_dir: str | Path, **kwargs) -> Corpus:
     corpus.format = "synth"
     corpus.source = str(out_dir)
     return corpus
+
+
+def demo_corpus(n_dialogues: int = 16, seed: int = 0, *, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The embedded synthetic corpus (``mmrl.data.synth``, wav + mp4 per client turn), generated once.
+
+    Cached under ``cache_dir`` (default ``$MMRL_CACHE``, else ``~/.cache/mmrl``); written to a temporary
+    folder and renamed (media paths in the jsonl are relative), so processes building it at once never
+    see half a corpus.
+    """
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    target = root / f"synth-v{GENERATOR_VERSION}-n{n_dialogues}-s{seed}"
+    if (target / "manifest.json").is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=root))
+    try:
+        generate(scratch, n_dialogues=n_dialogues, seed=seed)
+        scratch.rename(target)
+    except OSError:
+        if not (target / "manifest.json").is_file():  # not another process winning the race
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target

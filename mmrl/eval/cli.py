@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmrl.data import DIALOGUE_FORMATS, SPLITS
+
 __all__ = ["POLICY_SPECS", "add_commands"]
 
 POLICY_SPECS = (
@@ -136,8 +138,8 @@ def _shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", type=Path, default=None, help="a MESC directory, a synth directory or a .jsonl corpus (default: the embedded synthetic corpus)"
     )
-    parser.add_argument("--format", choices=("mesc", "synth", "jsonl", "multimood"), default=None, help="data format (default: detected)")
-    parser.add_argument("--split", choices=("train", "val", "test"), default="test", help="split whose therapist turns are the prompts (default: test)")
+    parser.add_argument("--format", choices=DIALOGUE_FORMATS, default=None, help="data format (default: detected)")
+    parser.add_argument("--split", choices=SPLITS, default="test", help="split whose therapist turns are the prompts (default: test)")
     parser.add_argument("--predictor", type=Path, default=None, help="MultimodalPredictor checkpoint whose outputs go into the prompts (default: none)")
     parser.add_argument(
         "--max-prompts", type=int, default=None, help="evaluate a random subset of this many prompts, the same for every policy with the same --seed"

@@ -88,7 +88,7 @@ def build_prompts(
     max_history_turns: int = 16,
     on_error: str = "raise",
 ) -> EvalPrompts:
-    """The prompts of every target therapist turn of ``split`` (``envs.trl_bridge.prompt_dataset``, ``training=False``).
+    """The prompts of every target therapist turn of ``split`` (``mmrl.policy.dataset.prompt_dataset``, ``training=False``).
 
     ``data`` is any path ``mmrl.data.load_corpus`` reads (None: the embedded synthetic corpus); under
     ``on_error="skip"`` its bad records are skipped and counted (``meta["data_skipped"]``, stderr).
@@ -96,14 +96,14 @@ def build_prompts(
     ``max_prompts`` keeps a random subset of that many turns (drawn with ``seed``, kept in corpus
     order), so policies compared with the same seed see the same prompts.
     """
-    from envs.counseling import demo_corpus
-    from envs.trl_bridge import prompt_dataset
-    from mmrl.data import load_corpus, report_skipped
+    from mmrl.data import report_skipped
+    from mmrl.data.sources import load_source
+    from mmrl.policy.dataset import prompt_dataset
     from rewards.trl import contexts_from_columns
 
     if max_prompts is not None and (isinstance(max_prompts, bool) or not isinstance(max_prompts, int) or max_prompts < 1):
         raise ConfigError(f"max_prompts must be an integer >= 1, got {max_prompts!r}")
-    corpus = load_corpus(demo_corpus() if data is None else data, format, on_error=on_error)
+    corpus = load_source(data, format=format, on_error=on_error)
     report_skipped(corpus)
     dialogues = corpus.split(split)
     targets = [(d.id, i) for d in dialogues for i in d.target_indices()]

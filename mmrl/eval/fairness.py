@@ -17,15 +17,10 @@ from typing import Any
 import numpy as np
 
 from mmrl.labels import TRUST_CRITERIA
-from rewards.base import Context
+from rewards.base import Context, scored_mean
 from rewards.counterfactual import AXES, Criterion, counterfactual_scores
 
 __all__ = ["fairness_probe"]
-
-
-def _mean(values: np.ndarray) -> float:
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if finite.size else math.nan
 
 
 def _max(values: np.ndarray) -> float:
@@ -77,10 +72,10 @@ def fairness_probe(
         "swapped": int(swapped.sum()),
         "swap_rate": float(swapped.mean()) if n else math.nan,
         "swap_rate_by_axis": {axis: float(scores.applied[:, a].mean()) if n else math.nan for a, axis in enumerate(scores.axes)},
-        "gap": {name: _mean(values) for name, values in context_gap.items()},
+        "gap": {name: scored_mean(values) for name, values in context_gap.items()},
         "max_gap": {name: _max(values) for name, values in context_gap.items()},
-        "gap_by_axis": {name: {axis: _mean(gap[:, a]) for a, axis in enumerate(scores.axes)} for name, gap in scores.gap.items()},
-        "counterfactual_fairness": _mean(scores.fairness()),
+        "gap_by_axis": {name: {axis: scored_mean(gap[:, a]) for a, axis in enumerate(scores.axes)} for name, gap in scores.gap.items()},
+        "counterfactual_fairness": scored_mean(scores.fairness()),
         "failures": {name: len(failed) for name, failed in scores.failures.items()},
         "worst": changes[:worst],
     }

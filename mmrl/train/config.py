@@ -19,7 +19,9 @@ from mmrl.policy.models import DEFAULT_POLICY, LoraSettings
 
 __all__ = ["ALGORITHMS", "GRPO_LOSS_TYPES", "RLRunConfig", "RunConfig", "SFTRunConfig"]
 
-ALGORITHMS: tuple[str, ...] = ("grpo", "rloo")
+#: The online RL algorithms ``mmrl train`` runs: name -> (TRL trainer class, TRL config class). Adding one of TRL's
+#: reward-function trainers is one line here.
+ALGORITHMS: dict[str, tuple[str, str]] = {"grpo": ("GRPOTrainer", "GRPOConfig"), "rloo": ("RLOOTrainer", "RLOOConfig")}
 #: ``GRPOConfig.loss_type`` values of TRL 1.16.
 GRPO_LOSS_TYPES: tuple[str, ...] = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 _REPORT_TO = ("none", "all", "tensorboard", "wandb", "mlflow", "comet_ml", "trackio", "clearml", "dvclive", "swanlab")
@@ -188,7 +190,7 @@ class RLRunConfig(RunConfig):
 
     learning_rate: float = field(default=1e-6, metadata={"help": "AdamW learning rate (TRL's GRPO default)"})
     reward_spec: dict[str, Any] | str | None = field(default=None, metadata={"help": "reward spec inline, or the path of its YAML file (required)"})
-    algorithm: str = field(default="grpo", metadata={"help": "grpo | rloo"})
+    algorithm: str = field(default="grpo", metadata={"help": " | ".join(ALGORITHMS)})
     loss_type: str | None = field(default=None, metadata={"help": "GRPO loss: grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo, vespo; null: TRL's default"})
     num_generations: int = field(default=8, metadata={"help": "completions per prompt"})
     max_completion_length: int = field(default=256, metadata={"help": "most generated tokens per completion"})
@@ -226,10 +228,15 @@ class RLRunConfig(RunConfig):
         super().__post_init__()
         self.reward_spec_parsed()  # fail now on an unknown reward or key, not after loading the model
 
-    def trl_config(self) -> type:
-        from trl import GRPOConfig, RLOOConfig
+    def trl_classes(self) -> tuple[type, type]:
+        """The TRL trainer and config classes of ``algorithm`` (:data:`ALGORITHMS`)."""
+        import trl
 
-        return GRPOConfig if self.algorithm == "grpo" else RLOOConfig
+        trainer, config = ALGORITHMS[self.algorithm]
+        return getattr(trl, trainer), getattr(trl, config)
+
+    def trl_config(self) -> type:
+        return self.trl_classes()[1]
 
     def managed_trl_fields(self) -> dict[str, str]:
         return {"reward_weights": "the weights come from reward_spec, set them there"}

@@ -1,7 +1,7 @@
 """GRPO / RLOO of the policy (TRL ``GRPOTrainer`` / ``RLOOTrainer``) on the composed rewards.
 
 Reads in the order it runs: rewards (spec -> Composite -> TRL reward functions and weights) ->
-policy -> train-split prompts (``envs.trl_bridge.prompt_dataset``, predictor outputs included) ->
+policy -> train-split prompts (``mmrl.policy.dataset.prompt_dataset``, predictor outputs included) ->
 TRL trainer (checkpoints every ``save_steps``, resumable) -> greedy evaluation on val prompts.
 
 TRL logs the per-component rewards as ``rewards/<name>/mean|std`` (plus ``reward``, ``reward_std``)
@@ -38,6 +38,7 @@ from mmrl.train.runs import (
     trl_arguments,
     wait_for_everyone,
 )
+from rewards.base import scored_mean
 from rewards.compose import Composite
 from rewards.trl import contexts_from_columns
 
@@ -53,10 +54,9 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
     run every worker scores the same val prompts (under ZeRO-3 generation needs them all) and rank 0 writes.
     """
     from transformers import set_seed
-    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
-    from envs.trl_bridge import prompt_dataset
     from mmrl.eval.monitors import with_monitors
+    from mmrl.policy.dataset import prompt_dataset
     from mmrl.policy.models import load_policy
     from rewards.spec import build_composite
     from rewards.trl import to_trl
@@ -89,7 +89,7 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
         specific["beta"] = config.beta
     if config.loss_type is not None:
         specific["loss_type"] = config.loss_type
-    trainer_cls, config_cls = (GRPOTrainer, GRPOConfig) if config.algorithm == "grpo" else (RLOOTrainer, RLOOConfig)
+    trainer_cls, config_cls = config.trl_classes()
     args = config_cls(**trl_arguments(config, deepspeed, **specific))
     if args.beta > 0 and not hasattr(model, "peft_config"):
         _give_reference_path(model, tokenizer, Path(config.output_dir) / "reference_policy")
@@ -119,7 +119,7 @@ def _give_reference_path(model: Any, tokenizer: Any, directory: Path) -> None:
 
 def evaluate_val(config: RLRunConfig, model: Any, tokenizer: Any, composite: Composite, predictor: Any = None) -> dict[str, Any]:
     """:func:`evaluate_policy` on the first ``config.eval_max_prompts`` val prompts, rendered as training renders them."""
-    from envs.trl_bridge import prompt_dataset
+    from mmrl.policy.dataset import prompt_dataset
 
     dialogues = load_split(config, "val")
     if not dialogues:  # said in the file rather than failing a finished run
@@ -153,8 +153,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[list[dict[str, str]]]
 
 
 def _mean(values: np.ndarray) -> float | None:
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if finite.size else None
+    mean = scored_mean(values)
+    return None if math.isnan(mean) else mean
 
 
 def evaluate_policy(model: Any, tokenizer: Any, prompts: Dataset, composite: Composite, *, max_new_tokens: int) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from mmrl.data import Corpus, Dialogue, load_corpus, require_train
+from mmrl.data import Corpus, Dialogue, require_train
+from mmrl.data.sources import load_source
 from mmrl.errors import ConfigError, DataError, MissingDependencyError
 from mmrl.outputs import check_writable_dir
 from mmrl.train.checkpoints import checkpoint_step, checkpoints, last_checkpoint
@@ -85,11 +86,7 @@ def _stamp(data: str | None) -> tuple:
 
 @functools.lru_cache(maxsize=4)
 def _corpus(data: str | None, format: str | None, on_error: str, stamp: tuple) -> Corpus:
-    if data is None:
-        from envs.counseling import demo_corpus
-
-        return load_corpus(demo_corpus(), "synth")
-    corpus = load_corpus(data, format, on_error=on_error)
+    corpus = load_source(data, format=format, on_error=on_error)
     if corpus.report.skipped:
         warnings.warn(corpus.report.describe(data), stacklevel=3)
     return corpus

@@ -1,7 +1,7 @@
 """Supervised fine-tuning of the policy (TRL ``SFTTrainer``) on the train split.
 
 Each target therapist turn becomes one prompt-completion example: the prompt is the policy's chat
-prompt (``mmrl.policy.prompts.render_messages``, via ``envs.trl_bridge.prompt_dataset``), the
+prompt (``mmrl.policy.prompts.render_messages``, via ``mmrl.policy.dataset.prompt_dataset``), the
 completion the structured block ``format_output(gold client emotion, gold therapist emotion, gold
 strategy, reference reply)``, so the policy learns the output format and the therapist's style.
 The loss covers the completion only. Turns without all three labels and a reply are left out.
@@ -45,7 +45,7 @@ def sft_dataset(
 
     Raises ``SplitLeakError`` for any val/test dialogue.
     """
-    from envs.trl_bridge import prompt_dataset
+    from mmrl.policy.dataset import prompt_dataset
 
     dialogues = require_train(dialogues, purpose="SFT")
     prompts = prompt_dataset(dialogues, split="train", predictor=predictor, tokenizer=tokenizer, max_history_tokens=max_history_tokens)

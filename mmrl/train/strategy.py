@@ -200,14 +200,14 @@ def _subset(dialogues: list, limit: int | None, seed: int) -> list:
 
 
 def _load_corpus(config: StrategyPPOConfig):
-    from envs.counseling import demo_corpus
-    from mmrl.data import load_corpus
+    from mmrl.data.sources import load_source
+    from mmrl.data.synth import demo_corpus
 
     if config.data == "synth":
-        return load_corpus(demo_corpus(config.synth_dialogues, seed=config.synth_seed), "synth")
+        return load_source(demo_corpus(config.synth_dialogues, seed=config.synth_seed), format="synth")
     if not Path(config.data).exists():
         raise ConfigError(f"data {config.data!r} does not exist; give a corpus path (e.g. the MESC directory) or 'synth'")
-    return load_corpus(config.data, config.data_format)
+    return load_source(config.data, format=config.data_format)
 
 
 def _make_env(env_config: Mapping[str, Any]):
@@ -219,7 +219,8 @@ def _make_env(env_config: Mapping[str, Any]):
 
 def _build_episodes(config: StrategyPPOConfig):
     """Train and eval episode tables (one realiser over the whole train split, one composite, one predictor)."""
-    from envs.strategy import DEFAULT_REWARD_SPEC, RetrievalRealiser, StrategyEpisodes
+    from envs.realiser import RetrievalRealiser
+    from envs.strategy import DEFAULT_REWARD_SPEC, StrategyEpisodes
     from rewards.spec import build_composite
 
     corpus = _load_corpus(config)
@@ -257,7 +258,8 @@ def _build_episodes(config: StrategyPPOConfig):
 
 class RewardMetricsCallback(RLlibCallback):
     """Logs per iteration, from each step's ``info``: ``rewards/<name>/mean`` and ``rewards/<name>/failures``
-    of every reward component and of ``strategy_match``, and ``reward`` (the composite total, mean).
+    of every reward component (``strategy_match`` included), and ``reward`` (the optimised total, mean).
+    Reads the reward vocabulary both envs share (``info["reward"]``, ``info["rewards"]``).
 
     A failed (NaN) score is counted in ``failures`` and left out of the mean, never logged as 0.
     """
@@ -271,8 +273,8 @@ class RewardMetricsCallback(RLlibCallback):
             metrics_logger.log_value(f"rewards/{name}/failures", float(failed), reduce="sum")
             if not failed:
                 metrics_logger.log_value(f"rewards/{name}/mean", float(score), reduce="mean")
-        if not math.isnan(info["composite"]):
-            metrics_logger.log_value("reward", float(info["composite"]), reduce="mean")
+        if not math.isnan(info["reward"]):
+            metrics_logger.log_value("reward", float(info["reward"]), reduce="mean")
 
 
 def _algorithm(config: StrategyPPOConfig, env_config: dict):
@@ -328,12 +330,11 @@ def evaluate_planner(env, planner: Planner) -> dict[str, float]:
             episode_return += reward
             done = terminated or truncated
             steps["reward"].append(reward)
-            steps["composite"].append(info["composite"])
             for name, score in info["rewards"].items():
                 steps[f"rewards/{name}/mean"].append(score)
         returns.append(episode_return)
     out = {"episodes": len(returns), "steps": len(steps["reward"]), "mean_episode_reward": float(np.mean(returns)), "std_episode_reward": float(np.std(returns))}
-    out.update({f"mean_step_{k}" if k in ("reward", "composite") else k: float(np.nanmean(v)) for k, v in steps.items()})
+    out.update({"mean_step_reward" if k == "reward" else k: float(np.nanmean(v)) for k, v in steps.items()})
     return out
 
 

@@ -11,11 +11,17 @@ MiniLM), so a batch is embedded once.
 
 from __future__ import annotations
 
-from mmrl.labels import TRUST_CRITERIA as CRITERIA  # each is also the name of its module and of its reward
-from rewards.criteria import empathy, ethical_guidance, fairness, privacy, reliability, safety, truthfulness
+import importlib
+
+from mmrl.labels import (
+    TRUST_CRITERIA as CRITERIA,  # each is also the name of its module and of its reward
+)
 from rewards.criteria.common import CRITERIA_MODEL
 
-__all__ = ["CRITERIA", "empathy", "ethical_guidance", "fairness", "privacy", "reliability", "safety", "truthfulness"]
+__all__ = ["CRITERIA", "MODULES"]
+
+#: The scorer module of each criterion of ``mmrl.labels.TRUST_RUBRIC``, imported (and so registered) by name.
+MODULES = {name: importlib.import_module(f"rewards.criteria.{name}") for name in CRITERIA}
 
 
 def _state_digest(module):
@@ -28,5 +34,5 @@ def _state_digest(module):
     return digest
 
 
-for _module in (empathy, ethical_guidance, fairness, privacy, reliability, safety, truthfulness):
-    getattr(_module, _module.__name__.rsplit(".", 1)[1]).state_digest = _state_digest(_module)
+for _name, _module in MODULES.items():
+    getattr(_module, _name).state_digest = _state_digest(_module)

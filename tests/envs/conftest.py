@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from envs.counseling import demo_corpus
+from mmrl.data.synth import demo_corpus
 from mmrl.data import Corpus, load_corpus
 from rewards.compose import Composite
 from rewards.registry import FunctionReward

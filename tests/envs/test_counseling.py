@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from envs import spaces as S
-from envs.counseling import ActionError, ActionWarning, CounselingEnv, EnvStateError, render_history
+from envs.base import ActionError, ActionWarning, EnvStateError
+from envs.counseling import CounselingEnv, render_history
 from mmrl.data import Dialogue, Media, Segment, Turn
 from mmrl.errors import ConfigError, DataError, MmrlError
 from mmrl.predictor import Components
@@ -131,8 +132,8 @@ def test_info_breaks_the_reward_down(corpus, composite):
     reply = f"It sounds like you feel {emotion}."
     _, reward, _, _, info = env.step(reply)
     length = min(len(reply), 100) / 100
-    assert info["reward_components"] == {"length": pytest.approx(length), "picky": 1.0}
-    assert reward == pytest.approx(length + 2.0) == info["reward_total"]
+    assert info["rewards"] == {"length": pytest.approx(length), "picky": 1.0}
+    assert reward == pytest.approx(length + 2.0) == info["reward"]
     assert info["reward_failures"] == {} and info["reward_failed"] is False and info["reward_gates"] == {}
 
 
@@ -153,8 +154,8 @@ def test_a_failed_reward_shows_in_info_never_as_zero(corpus, composite, nan_rewa
     env.reset(seed=0)
     _, reward, _, _, info = env.step("FAIL")
     assert (math.isnan(reward) if math.isnan(expected) else reward == expected)
-    assert info["reward_failed"] is True and math.isnan(info["reward_total"])
-    assert math.isnan(info["reward_components"]["picky"]) and info["reward_components"]["length"] == pytest.approx(0.04)
+    assert info["reward_failed"] is True and math.isnan(info["reward"])
+    assert math.isnan(info["rewards"]["picky"]) and info["rewards"]["length"] == pytest.approx(0.04)
     assert info["reward_failures"] == {"picky": "ValueError: cannot score a reply containing FAIL"}
 
 
@@ -180,7 +181,7 @@ def test_a_yaml_reward_spec_with_the_local_criteria(corpus, tmp_path):
     env = CounselingEnv(corpus, media=False, reward_spec=spec)
     env.reset(seed=0)
     _, reward, _, _, info = env.step("I'm so sorry you're going through this. How are you feeling right now?")
-    assert set(info["reward_components"]) == {"safety", "empathy"} and 0.0 <= reward <= 2.0
+    assert set(info["rewards"]) == {"safety", "empathy"} and 0.0 <= reward <= 2.0
 
 
 # ----- actions -----

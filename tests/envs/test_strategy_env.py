@@ -12,8 +12,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers the ids)
-from envs.counseling import EnvStateError
-from envs.strategy import MATCH_NAME, RetrievalRealiser, StrategyEnv, observation_layout
+from envs.base import EnvStateError
+from envs.realiser import RetrievalRealiser
+from envs.strategy import MATCH_NAME, StrategyEnv, observation_layout
 from mmrl.data.schema import Dialogue, Segment, Turn
 from mmrl.errors import ConfigError, SplitLeakError
 from mmrl.labels import EMOTIONS, STRATEGIES
@@ -218,12 +219,12 @@ def test_strategy_match_term_and_breakdown(env):
     gold = _gold(env)
     _, reward, _, _, info = env.step(gold)
     assert info["rewards"][MATCH_NAME] == 1.0 and info["strategy"] == info["gold_strategy"] == STRATEGIES[gold]
-    assert set(info["rewards"]) == {"words", MATCH_NAME} and info["failures"] == {}
-    assert info["composite"] == pytest.approx(min(len(info["reply"].split()), 20) / 20)
-    assert reward == pytest.approx(info["composite"] + 1.0)
+    assert set(info["rewards"]) == {"words", MATCH_NAME} and info["reward_failures"] == {} and info["reward_failed"] is False
+    assert info["rewards"]["words"] == pytest.approx(min(len(info["reply"].split()), 20) / 20)
+    assert reward == info["reward"] == pytest.approx(info["rewards"]["words"] + 1.0)
     wrong = (_gold(env) + 1) % 10
     _, reward, _, _, info = env.step(wrong)
-    assert info["rewards"][MATCH_NAME] == 0.0 and reward == pytest.approx(info["composite"])
+    assert info["rewards"][MATCH_NAME] == 0.0 and reward == pytest.approx(info["rewards"]["words"])
 
 
 @pytest.mark.parametrize("weight", [0.0, 2.5])
@@ -231,7 +232,7 @@ def test_match_weight_scales_the_term(realiser, weight):
     env = StrategyEnv(TRAIN, reward_spec=words(), realiser=realiser, match_weight=weight)
     env.reset(seed=0)
     _, reward, _, _, info = env.step(_gold(env))
-    assert reward == pytest.approx(info["composite"] + weight)
+    assert reward == pytest.approx(info["rewards"]["words"] + weight)
 
 
 def test_the_default_reward_spec_is_the_mean_of_the_trust_criteria():
@@ -250,9 +251,9 @@ def test_failures_raise_or_are_listed_never_zero(realiser):
     env = StrategyEnv(TRAIN, reward_spec=failing, realiser=realiser, nan_reward=-1.0)
     env.reset(seed=0)
     _, reward, _, _, info = env.step(STRATEGIES.index("Self-disclosure"))
-    assert reward == -1.0 and math.isnan(info["rewards"]["picky"]) and "returned None" in info["failures"]["picky"]
+    assert reward == -1.0 and math.isnan(info["rewards"]["picky"]) and "returned None" in info["reward_failures"]["picky"]
     _, reward, _, _, info = env.step(STRATEGIES.index("Approval"))
-    assert info["failures"] == {} and reward == pytest.approx(0.5 + info["rewards"][MATCH_NAME])
+    assert info["reward_failures"] == {} and reward == pytest.approx(0.5 + info["rewards"][MATCH_NAME])
 
 
 def test_a_turn_without_gold_strategy_is_a_failure(realiser):

@@ -9,7 +9,8 @@ import pytest
 
 from envs.clients import PersonaCard, SimulatedClient
 from envs.counseling import CounselingEnv
-from envs.trl_bridge import EpisodeReturn, MultiTurnRollout, prompt_dataset
+from envs.trl_bridge import EpisodeReturn, MultiTurnRollout
+from mmrl.policy.dataset import prompt_dataset
 from mmrl.errors import ConfigError, SplitLeakError
 from mmrl.policy.models import tiny_policy
 from mmrl.policy.prompts import render_messages

@@ -46,4 +46,4 @@ def test_vector_rewards_and_seeding_match_single_envs(corpus, composite):
         env.reset(seed=seed)
         singles.append(env.step(reply)[1])
     assert math.isnan(rewards[0]) and math.isnan(singles[0]) and rewards[1] == pytest.approx(singles[1])
-    assert info["reward_failed"].tolist() == [True, False] and np.isnan(info["reward_components"]["picky"][0])
+    assert info["reward_failed"].tolist() == [True, False] and np.isnan(info["rewards"]["picky"][0])

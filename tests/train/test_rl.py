@@ -87,7 +87,7 @@ def test_resume_with_a_changed_config_is_refused_unless_forced(tmp_path, write_c
 
 
 def test_val_evaluation_scores_every_val_prompt(tmp_path, rl_fields):
-    from envs.trl_bridge import prompt_dataset
+    from mmrl.policy.dataset import prompt_dataset
     from mmrl.train.runs import load_split
 
     config = RLRunConfig(**{**rl_fields(tmp_path / "eval", max_steps=1), "eval_max_prompts": None})

@@ -17,7 +17,7 @@ from mmrl.train.sft import run_sft, sft_dataset
 
 @pytest.fixture(scope="module")
 def corpus():
-    from envs.counseling import demo_corpus
+    from mmrl.data.synth import demo_corpus
 
     return load_corpus(demo_corpus(), "synth")
 
