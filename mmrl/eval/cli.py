@@ -155,7 +155,7 @@ def _shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge's API key")
     parser.add_argument("--timeout", type=_positive, default=None, metavar="SECONDS",
                         help="time limit of one HTTP attempt of openai: policies and the judge (default: 120 s policies, 60 s judge)")  # fmt: skip
-    parser.add_argument("--max-retries", type=_count, default=None, help="retries after a failed HTTP attempt (timeouts, 408/429/5xx; default 3)")
+    parser.add_argument("--max-retries", type=_count, default=None, help="retries after a failed HTTP attempt (timeouts, connection errors, HTTP 408/409/429/5xx; default 3)")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad data record, or skip it and count it in the report")
     parser.add_argument("--json", action="store_true", help="print the JSON report(s) instead of a table")
     parser.add_argument("--overwrite", action="store_true", help="replace the reports of an earlier run in --out")
