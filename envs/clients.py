@@ -16,10 +16,7 @@ Both follow the :class:`Client` protocol: ``reset(dialogue, rng)`` gives the fir
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
@@ -30,6 +27,7 @@ from envs.spaces import UTTERANCE_MAX_LENGTH, clip_text
 from mmrl.data.schema import Dialogue, Segment, Turn
 from mmrl.errors import ConfigError, MmrlError
 from mmrl.labels import EMOTIONS, normalise_emotion
+from mmrl.llm import ChatClient, ChatError, generate
 from rewards.base import Context
 
 __all__ = [
@@ -55,7 +53,6 @@ CLIENT_LEFT = "client_left"
 #: What a simulated client "says" when its model generated nothing usable.
 SILENCE = "(silence)"
 
-_RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _OPENING_PROMPT = "Hello, I'm glad you came in today. What brings you here?"
 _RISK_TEXT = {
     "none": "You are not at risk of harming yourself.",
@@ -251,8 +248,9 @@ class SimulatedClient:
         temperature: 0 (default) decodes greedily, so episodes are deterministic; above 0 samples with
             a seed drawn from the env's RNG (torch's global RNG is left untouched).
         max_new_tokens: most tokens of one client turn (default 64).
-        timeout_s, max_retries, backoff_s: HTTP only: time limit of an attempt, retries on 408/409/429/5xx
-            and connection errors, and the wait ``backoff_s * 2**k`` before retry ``k``.
+        timeout_s, max_retries, backoff_s: HTTP only (:class:`mmrl.llm.ChatClient`): time limit of an attempt,
+            retries on 408/409/429/5xx, timeouts and connection errors, and the wait ``backoff_s * 2**k`` (or the
+            server's ``Retry-After``) before retry ``k``.
 
     A failed generation raises :class:`ClientError` and changes nothing, so the env's step can be retried.
     """
@@ -288,9 +286,11 @@ class SimulatedClient:
             raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-        self.model, self.tokenizer, self.api_key_env, self.persona = model, tokenizer, api_key_env, persona
+        self.model, self.tokenizer, self.persona = model, tokenizer, persona
         self.temperature, self.max_new_tokens = float(temperature), max_new_tokens
-        self.timeout_s, self.max_retries, self.backoff_s = timeout_s, max_retries, backoff_s
+        self._chat = None if base_url is None else ChatClient(
+            base_url, model, api_key_env=api_key_env, concurrency=1, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s
+        )
         self.end_reason: str | None = None
         self.card: PersonaCard | None = None
         self._source: Dialogue | None = None
@@ -344,59 +344,19 @@ class SimulatedClient:
 
     def _generate(self, messages: list[dict[str, str]]) -> str:
         seed = int(self._rng.integers(2**31 - 1))
-        text = self._post(messages, seed) if self.base_url is not None else self._local(messages, seed)
+        if self._chat is None:
+            try:
+                [text] = generate(self.model, self.tokenizer, [messages], max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=seed)
+            except Exception as exc:  # wrapped: the user sees which component failed and why
+                raise ClientError(f"simulated client generation failed: {type(exc).__name__}: {exc}") from exc
+        else:
+            [answer] = self._chat.complete([messages], max_tokens=self.max_new_tokens, temperature=self.temperature, seed=seed)
+            if isinstance(answer, ChatError):
+                raise ClientError(f"simulated client request failed after {answer.attempts} attempt(s): {answer.reason}")
+            text = answer.text
         return _clean(text)
-
-    def _local(self, messages: list[dict[str, str]], seed: int) -> str:
-        import torch
-
-        tokenizer = self.tokenizer
-        try:
-            inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_tensors="pt", return_dict=True)
-            inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
-            sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            with torch.random.fork_rng(devices=[]), torch.inference_mode():
-                torch.manual_seed(seed)
-                out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, pad_token_id=pad, **sampling)
-        except Exception as exc:  # wrapped: the user sees which component failed and why
-            raise ClientError(f"simulated client generation failed: {type(exc).__name__}: {exc}") from exc
-        return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-
-    def _post(self, messages: list[dict[str, str]], seed: int) -> str:
-        import httpx2 as httpx
-
-        key = os.environ.get(self.api_key_env or "", "")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        body = {"model": self.model, "messages": messages, "temperature": self.temperature, "max_tokens": self.max_new_tokens, "seed": seed}
-        url = f"{self.base_url}/chat/completions"
-        with httpx.Client(headers=headers, timeout=self.timeout_s) as http:
-            for attempt in range(self.max_retries + 1):
-                try:
-                    response = http.post(url, json=body)
-                except httpx.TransportError as exc:
-                    reason = f"{type(exc).__name__}: {exc}"
-                else:
-                    if response.status_code < 400:
-                        return _content(response.text, url)
-                    reason = f"HTTP {response.status_code}: {response.text[:200]!r}"
-                    if response.status_code not in _RETRY_STATUS:
-                        break
-                if attempt < self.max_retries:
-                    time.sleep(self.backoff_s * 2**attempt)
-        reason = reason.replace(key, "***") if key else reason
-        raise ClientError(f"simulated client request to {url} failed after {attempt + 1} attempt(s): {reason}")
 
     def __repr__(self) -> str:
         backend = f"{self.model}@{self.base_url}" if self.base_url else type(self.model).__name__
         return f"SimulatedClient({backend}, temperature={self.temperature:g})"
 
-
-def _content(text: str, url: str) -> str:
-    try:
-        content = json.loads(text)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        content = None
-    if not isinstance(content, str):
-        raise ClientError(f"expected chat-completion JSON with a string choices[0].message.content from {url}, got {text[:200]!r}")
-    return content

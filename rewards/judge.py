@@ -1,7 +1,8 @@
 """LLM judge: one call scores every trust criterion of one reply, read only from the judge's own JSON.
 
 A :class:`Judge` talks to any OpenAI-compatible ``POST {base_url}/chat/completions`` server (OpenAI,
-vLLM, Ollama, ``transformers serve``) with httpx, or runs a local transformers causal LM in-process.
+vLLM, Ollama, ``transformers serve``) through :class:`mmrl.llm.ChatClient`, or runs a local transformers
+causal LM in-process (:func:`mmrl.llm.generate`).
 Each (context, reply) gets one request asking for every criterion at once; the answer must be::
 
     {"nonce": "<this request's nonce>", "scores": {"<criterion>": <integer 1-10>, ...}, "rationale": "..."}
@@ -18,27 +19,23 @@ failure: NaN plus the reason, never 0.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import math
-import os
 import secrets
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from string import Template
 from typing import Any
 
-import httpx2 as httpx
 import numpy as np
 
 from mmrl.config import suggest
 from mmrl.errors import ConfigError, MmrlError
 from mmrl.labels import TRUST_CRITERIA, TRUST_RUBRIC
-from mmrl.secrets import redact
+from mmrl.llm import ChatClient, ChatError, generate
 from rewards.base import Context, OnFailure, RewardBatch, RewardError
 from rewards.cache import context_key
 from rewards.registry import register
@@ -79,8 +76,6 @@ _SYSTEM = Template(
 )
 _USER = Template("Evaluate the therapist reply in this conversation.\nBEGIN DATA\n$data\nEND DATA")
 _ALLOWED_KEYS = frozenset({"nonce", "scores", "rationale"})
-_RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
-_MAX_RETRY_AFTER_S = 60.0
 
 logger = logging.getLogger(__name__)
 
@@ -230,10 +225,6 @@ def _excerpt(text: str, limit: int = 120) -> str:
 Verdict = dict[str, int] | str  # the 1-10 scores, or the reason there are none
 
 
-class _Failure(Exception):
-    """One request failed for good; the message is the reason recorded."""
-
-
 class Judge:
     """Scores replies on ``config.criteria`` with one LLM call per (context, reply).
 
@@ -262,10 +253,15 @@ class Judge:
         identity = [where, list(self.criteria), self.config.temperature, self.config.max_tokens, self.template_hash]
         self.judge_id = f"{where}#{hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]}"
         self._memo: dict[tuple[str, str], Verdict] = {}
-        self._json_mode = True  # response_format json_object, until a server rejects it
         self._model = self._tokenizer = None
-        if self.config.local_model is not None:
+        self._chat: ChatClient | None = None
+        if self.config.base_url is None:
             self._load_local()
+        else:
+            self._chat = ChatClient(
+                self.config.base_url, str(self.config.model), api_key_env=self.config.api_key_env, concurrency=self.config.concurrency,
+                timeout_s=self.config.timeout_s, max_retries=self.config.max_retries, backoff_s=self.config.backoff_s,
+            )  # fmt: skip
 
     def score(self, contexts: Sequence[Context], replies: Sequence[str]) -> dict[str, RewardBatch]:
         """A RewardBatch in [0, 1] per criterion; failures are NaN with the reason, the same for every criterion."""
@@ -301,83 +297,27 @@ class Judge:
         self._memo = {}
 
     def _verdicts(self, items: list[tuple[Context, str]]) -> list[Verdict]:
-        if self._model is not None:
-            return self._local_verdicts(items)
-        coroutine = self._http_verdicts(items)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coroutine)
-        with ThreadPoolExecutor(1) as pool:  # called from inside an event loop: run ours beside it
-            return pool.submit(asyncio.run, coroutine).result()
+        return self._local_verdicts(items) if self._chat is None else self._http_verdicts(self._chat, items)
 
     # ----- OpenAI-compatible server -----
 
-    async def _http_verdicts(self, items: list[tuple[Context, str]]) -> list[Verdict]:
-        key = os.environ.get(self.config.api_key_env or "", "")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        limits = httpx.Limits(max_connections=self.config.concurrency, max_keepalive_connections=self.config.concurrency)
-        semaphore = asyncio.Semaphore(self.config.concurrency)
-        async with httpx.AsyncClient(
-            base_url=self.config.base_url, headers=headers, timeout=self.config.timeout_s, limits=limits
-        ) as client:
-            return await asyncio.gather(*(self._ask(client, semaphore, context, reply, key) for context, reply in items))
-
-    async def _ask(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, context: Context, reply: str, key: str) -> Verdict:
-        nonce = secrets.token_hex(16)
-        body: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": render_messages(context, reply, self.criteria, nonce),
-            "temperature": self.config.temperature,
-            "max_tokens": self.config.max_tokens,
-        }
-        try:
-            answer, finish_reason = await self._post(client, semaphore, body, key)
-        except _Failure as exc:
-            return str(exc)
-        try:
-            return parse_judgement(answer, self.criteria, nonce)
-        except JudgeParseError as exc:
-            cut = f" (answer cut at max_tokens={self.config.max_tokens})" if finish_reason == "length" else ""
-            return f"judge answer: {exc}{cut}"
-
-    async def _post(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, body: dict, key: str) -> tuple[str, str | None]:
-        """The answer text and finish reason, after bounded retries; raises _Failure with the reason."""
-        attempt, delay = 0, 0.0
-        while True:
-            if delay:
-                await asyncio.sleep(delay)
-            if self._json_mode:
-                body["response_format"] = {"type": "json_object"}
-            else:
-                body.pop("response_format", None)
+    def _http_verdicts(self, chat: ChatClient, items: list[tuple[Context, str]]) -> list[Verdict]:
+        nonces = [secrets.token_hex(16) for _ in items]
+        conversations = [render_messages(c, r, self.criteria, n) for (c, r), n in zip(items, nonces)]
+        answers = chat.complete(
+            conversations, max_tokens=self.config.max_tokens, temperature=self.config.temperature, response_format={"type": "json_object"}
+        )
+        verdicts: list[Verdict] = []
+        for answer, nonce in zip(answers, nonces):
+            if isinstance(answer, ChatError):
+                verdicts.append(f"judge {answer.stage}: {answer}")
+                continue
             try:
-                async with semaphore:
-                    response = await asyncio.wait_for(client.post("/chat/completions", json=body), self.config.timeout_s)
-            except (asyncio.TimeoutError, httpx.TimeoutException):
-                reason, retry_after = f"timed out after {self.config.timeout_s:g} s", 0.0
-            except httpx.TransportError as exc:
-                reason, retry_after = redact(f"{type(exc).__name__}: {exc}", key), 0.0
-            else:
-                status, text = response.status_code, redact(response.text, key)
-                if status in (400, 422) and "response_format" in body and "response_format" in text:
-                    logger.info("judge %s: the server rejects response_format; asking for JSON in the prompt only", self.judge_id)
-                    self._json_mode, delay = False, 0.0
-                    continue  # a protocol downgrade, not a retry
-                if status < 400:
-                    return _answer(text)
-                reason = f"HTTP {status} from {self.config.base_url}/chat/completions: {_excerpt(text)}"
-                if status == 401:
-                    env = self.config.api_key_env
-                    reason += f" (is a valid API key in ${env}?)" if env else " (no API key sent: set api_key_env)"
-                if status not in _RETRY_STATUS:
-                    raise _Failure(f"judge request: {reason}")
-                retry_after = _seconds(response.headers.get("retry-after"))
-            if attempt >= self.config.max_retries:
-                raise _Failure(f"judge request: {reason} (gave up after {attempt + 1} attempts)")
-            delay = max(self.config.backoff_s * 2**attempt, min(retry_after, _MAX_RETRY_AFTER_S))
-            logger.debug("judge %s: attempt %d failed (%s); retrying in %.2f s", self.judge_id, attempt + 1, reason, delay)
-            attempt += 1
+                verdicts.append(parse_judgement(answer.text, self.criteria, nonce))
+            except JudgeParseError as exc:
+                cut = f" (answer cut at max_tokens={self.config.max_tokens})" if answer.finish_reason == "length" else ""
+                verdicts.append(f"judge answer: {exc}{cut}")
+        return verdicts
 
     # ----- local transformers model -----
 
@@ -385,31 +325,22 @@ class Judge:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         name = self.config.local_model
-        tokenizer = AutoTokenizer.from_pretrained(name, padding_side="left")
+        tokenizer = AutoTokenizer.from_pretrained(name)
         if not tokenizer.chat_template:
             raise ConfigError(f"local_model {name!r} has no chat template; a judge needs an instruction-tuned (chat) model")
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
         self._tokenizer, self._model = tokenizer, AutoModelForCausalLM.from_pretrained(name).eval()
 
     def _local_verdicts(self, items: list[tuple[Context, str]]) -> list[Verdict]:
-        import torch
-
         verdicts: list[Verdict] = []
-        sampling = {"do_sample": True, "temperature": self.config.temperature} if self.config.temperature > 0 else {"do_sample": False}
         for start in range(0, len(items), self.config.batch_size):
             chunk = items[start : start + self.config.batch_size]
             nonces = [secrets.token_hex(16) for _ in chunk]
             conversations = [render_messages(c, r, self.criteria, n) for (c, r), n in zip(chunk, nonces)]
             try:
-                inputs = self._tokenizer.apply_chat_template(
-                    conversations, add_generation_prompt=True, tokenize=True, padding=True, return_tensors="pt", return_dict=True
-                ).to(self._model.device)
-                with torch.inference_mode():
-                    out = self._model.generate(
-                        **inputs, max_new_tokens=self.config.max_tokens, pad_token_id=self._tokenizer.pad_token_id, **sampling
-                    )
-                answers = self._tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+                answers = generate(
+                    self._model, self._tokenizer, conversations,
+                    max_new_tokens=self.config.max_tokens, batch_size=len(chunk), temperature=self.config.temperature,
+                )  # fmt: skip
             except Exception as exc:  # a generation failure is data for these replies, not a crash
                 verdicts.extend([f"judge generation: {type(exc).__name__}: {exc}"] * len(chunk))
                 continue
@@ -422,24 +353,6 @@ class Judge:
 
     def __repr__(self) -> str:
         return f"Judge({self.judge_id!r})"
-
-
-def _answer(text: str) -> tuple[str, str | None]:
-    try:
-        choice = json.loads(text)["choices"][0]
-        content = choice["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        content = choice = None
-    if not isinstance(content, str):
-        raise _Failure(f"judge response: expected chat-completion JSON with a string choices[0].message.content, got {_excerpt(text)}")
-    return content, choice.get("finish_reason")
-
-
-def _seconds(value: str | None) -> float:
-    try:
-        return max(float(value), 0.0) if value is not None else 0.0
-    except ValueError:
-        return 0.0
 
 
 class JudgeReward:

@@ -157,7 +157,7 @@ def _shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge's API key")
     parser.add_argument("--timeout", type=_positive, default=None, metavar="SECONDS",
                         help="time limit of one HTTP attempt of openai: policies and the judge (default: 120 s policies, 60 s judge)")  # fmt: skip
-    parser.add_argument("--max-retries", type=_count, default=None, help="retries after a failed HTTP attempt (timeouts, 408/429/5xx; default 3)")
+    parser.add_argument("--max-retries", type=_count, default=None, help="retries after a failed HTTP attempt (timeouts, connection errors, HTTP 408/409/429/5xx; default 3)")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad data record, or skip it and count it in the report")
     parser.add_argument("--bertscore-model", default=None, metavar="MODEL",
                         help="BERTScore encoder, a hub id or directory, e.g. roberta-large as in MultiMood (default: the packaged all-MiniLM-L6-v2, offline)")

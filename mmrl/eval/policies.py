@@ -17,22 +17,16 @@ completion (so a parse failure, counted by the evaluation) and its reason in ``G
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from mmrl.errors import ConfigError
-from mmrl.secrets import redact
+from mmrl.llm import ChatClient, ChatError, Messages, generate
 
 __all__ = ["EvalPolicy", "Generation", "HFPolicy", "OpenAIPolicy", "PolicySpec", "load_eval_policy", "parse_policy_spec"]
 
-Messages = list[dict[str, str]]
 _OPENAI = "openai:"
-_RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
 
 @dataclass(frozen=True)
@@ -103,8 +97,6 @@ class HFPolicy:
 
     def generate(self, prompts: list[Messages], *, max_new_tokens: int) -> Generation:
         """Greedy completions; prompts are batched by length (less padding), answers come back in prompt order."""
-        from mmrl.train.rl import generate
-
         order = sorted(range(len(prompts)), key=lambda i: sum(len(m["content"]) for m in prompts[i]))
         texts = generate(self.model, self.tokenizer, [prompts[i] for i in order], max_new_tokens=max_new_tokens, batch_size=self.batch_size)
         out = [""] * len(prompts)
@@ -114,10 +106,10 @@ class HFPolicy:
 
 
 class OpenAIPolicy:
-    """A model behind an OpenAI-compatible ``POST {base_url}/chat/completions`` (httpx, bounded retries).
+    """A model behind an OpenAI-compatible ``POST {base_url}/chat/completions`` (:class:`mmrl.llm.ChatClient`).
 
     Retries after HTTP 408/409/429/5xx, timeouts and connection errors (``max_retries``, waiting
-    ``backoff_s * 2**k``); any other error fails that prompt only.
+    ``backoff_s * 2**k`` or the server's ``Retry-After``); any other error fails that prompt only.
     """
 
     def __init__(
@@ -132,75 +124,19 @@ class OpenAIPolicy:
     ) -> None:
         if spec.kind != "openai" or spec.base_url is None:
             raise ConfigError(f"OpenAIPolicy needs an openai:MODEL@URL spec, got {spec.text!r}")
-        if concurrency < 1 or max_retries < 0 or timeout_s <= 0 or backoff_s < 0:
-            raise ConfigError(
-                f"OpenAIPolicy: concurrency must be >= 1, max_retries >= 0, timeout_s > 0 and backoff_s >= 0; got "
-                f"{concurrency}, {max_retries}, {timeout_s}, {backoff_s}"
-            )
         self.name, self.model, self.base_url = spec.text, spec.source, spec.base_url
-        self.api_key_env, self.concurrency, self.timeout_s = api_key_env, concurrency, timeout_s
-        self.max_retries, self.backoff_s = max_retries, backoff_s
+        self._chat = ChatClient(
+            spec.base_url, spec.source, api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout_s, max_retries=max_retries,
+            backoff_s=backoff_s,
+        )  # fmt: skip
 
     def generate(self, prompts: list[Messages], *, max_new_tokens: int) -> Generation:
-        coroutine = self._generate(prompts, max_new_tokens)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            results = asyncio.run(coroutine)
-        else:  # called from inside an event loop: run ours beside it
-            with ThreadPoolExecutor(1) as pool:
-                results = pool.submit(asyncio.run, coroutine).result()
-        texts = [text if error is None else "" for text, error in results]
-        return Generation(texts, {i: error for i, (_, error) in enumerate(results) if error is not None})
-
-    async def _generate(self, prompts: list[Messages], max_new_tokens: int) -> list[tuple[str, str | None]]:
-        import httpx2 as httpx
-
-        key = os.environ.get(self.api_key_env or "", "")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        semaphore = asyncio.Semaphore(self.concurrency)
-        async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout_s) as client:
-            return await asyncio.gather(*(self._complete(client, semaphore, messages, max_new_tokens, key) for messages in prompts))
-
-    async def _complete(self, client: Any, semaphore: asyncio.Semaphore, messages: Messages, max_new_tokens: int, key: str) -> tuple[str, str | None]:
-        import httpx2 as httpx
-
-        body = {"model": self.model, "messages": messages, "temperature": 0.0, "max_tokens": max_new_tokens}
-        where = f"{self.base_url}/chat/completions"
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                async with semaphore:
-                    response = await client.post("/chat/completions", json=body)
-            except httpx.TimeoutException:
-                reason = f"timed out after {self.timeout_s:g} s"
-                continue
-            except httpx.TransportError as exc:
-                reason = redact(f"{type(exc).__name__}: {exc}", key)
-                continue
-            text = redact(response.text, key)
-            if response.status_code < 400:
-                return _content(text, where)
-            reason = f"HTTP {response.status_code} from {where}: {text[:200]!r}"
-            if response.status_code == 401:
-                reason += f" (is a valid API key in ${self.api_key_env}?)" if self.api_key_env else " (no API key sent)"
-            if response.status_code not in _RETRY_STATUS:
-                return "", reason
-        return "", f"{reason} (gave up after {self.max_retries + 1} attempts)"
+        answers = self._chat.complete(prompts, max_tokens=max_new_tokens, temperature=0.0)
+        texts = ["" if isinstance(a, ChatError) else a.text for a in answers]
+        return Generation(texts, {i: str(a) for i, a in enumerate(answers) if isinstance(a, ChatError)})
 
     def __repr__(self) -> str:
         return f"OpenAIPolicy({self.model!r} at {self.base_url!r})"
-
-
-def _content(text: str, where: str) -> tuple[str, str | None]:
-    try:
-        content = json.loads(text)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        content = None
-    if not isinstance(content, str):
-        return "", f"expected chat-completion JSON with a string choices[0].message.content from {where}, got {text[:200]!r}"
-    return content, None
 
 
 def load_eval_policy(

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from datasets import Dataset
 
+from mmrl.llm import generate
 from mmrl.outputs import disk_full_as_error
 from mmrl.policy.prompts import parse_output
 from mmrl.train.config import RLRunConfig
@@ -42,7 +42,7 @@ from rewards.base import scored_mean
 from rewards.compose import Composite
 from rewards.trl import contexts_from_columns
 
-__all__ = ["EVAL_FILE", "evaluate_policy", "evaluate_val", "generate", "run_rl"]
+__all__ = ["EVAL_FILE", "evaluate_policy", "evaluate_val", "run_rl"]
 
 EVAL_FILE = "eval_val.json"
 
@@ -130,26 +130,6 @@ def evaluate_val(config: RLRunConfig, model: Any, tokenizer: Any, composite: Com
     if config.eval_max_prompts is not None:
         prompts = prompts.select(range(min(config.eval_max_prompts, len(prompts))))
     return {"split": "val", **evaluate_policy(model, tokenizer, prompts, composite, max_new_tokens=config.max_completion_length)}
-
-
-@torch.no_grad()
-def generate(model: Any, tokenizer: Any, prompts: Sequence[list[dict[str, str]]], *, max_new_tokens: int, batch_size: int = 8) -> list[str]:
-    """Greedy completions of chat ``prompts`` (lists of messages), special tokens removed."""
-    was_training, side = model.training, tokenizer.padding_side
-    model.eval()
-    tokenizer.padding_side = "left"
-    device = next(model.parameters()).device
-    out: list[str] = []
-    try:
-        for start in range(0, len(prompts), batch_size):
-            texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in prompts[start : start + batch_size]]
-            inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            tokens = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-            out += tokenizer.batch_decode(tokens[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    finally:
-        model.train(was_training)
-        tokenizer.padding_side = side
-    return out
 
 
 def _mean(values: np.ndarray) -> float | None:

@@ -1,10 +1,6 @@
-"""Replay and simulated clients: personas, crisis escalation, leaving, determinism, HF and HTTP backends."""
+"""Replay and simulated clients: personas, crisis escalation, leaving, determinism, HF and HTTP backends (transport: tests/test_llm.py)."""
 
 from __future__ import annotations
-
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
@@ -15,6 +11,7 @@ from mmrl.data import Dialogue, Segment, Turn
 from mmrl.errors import ConfigError, DataError
 from mmrl.policy.models import tiny_policy
 from mmrl.policy.prompts import format_output
+from tests.fixtures.chat_server import ChatCompletionsServer, completion
 
 
 @pytest.fixture(scope="module")
@@ -147,38 +144,27 @@ def test_simulated_client_arguments_are_checked(client_model):
 # ----- OpenAI-compatible backend -----
 
 
-class _Server:
-    """A chat-completions server that answers from a queue of (status, text) and records requests."""
+class _Server(ChatCompletionsServer):
+    """Answers from a queue of (status, text), then "Fine."."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[dict, str | None]] = []
         self.answers: list[tuple[int, str]] = []
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append((body, self.headers.get("Authorization")))
-                status, text = server.answers.pop(0) if server.answers else (200, "Fine.")
-                payload = json.dumps({"choices": [{"message": {"content": text}}]}) if status == 200 else text
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(payload.encode())
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def respond(self, path: str, body: dict, auth: str) -> tuple[int, str, dict]:
+        status, text = self.answers.pop(0) if self.answers else (200, "Fine.")
+        return completion(text) if status == 200 else (status, text, {})
 
 
 @pytest.fixture
 def server():
     server = _Server()
     yield server
-    server.httpd.shutdown()
+    server.close()
 
 
 def test_http_backend_sends_the_persona_prompt_and_retries(corpus, server, monkeypatch):
@@ -188,14 +174,14 @@ def test_http_backend_sends_the_persona_prompt_and_retries(corpus, server, monke
     env = CounselingEnv(corpus, media=False, client=client)
     obs, _ = env.reset(seed=0)
     assert obs["client_utterance"] == "I lost my job and I feel awful."  # role label and therapist line removed
-    body, auth = server.requests[0]
+    body, auth = server.requests[0]["body"], server.requests[0]["auth"]
     assert auth == "Bearer secret-123" and body["model"] == "sim-model" and isinstance(body["seed"], int)
     assert body["messages"][0]["role"] == "system" and "Job Crisis" in body["messages"][0]["content"]
     server.answers = [(503, "busy"), (200, "I can't do this anymore.")]
     obs, _, _, _, info = env.step("How are you feeling today?")
     assert obs["client_utterance"] == "I can't do this anymore." and info["client_risk"] == "crisis"
-    assert len(server.requests) == 3 and "crisis" in server.requests[-1][0]["messages"][0]["content"]
-    assert server.requests[-1][0]["messages"][-1] == {"role": "user", "content": "How are you feeling today?"}
+    assert len(server.requests) == 3 and "crisis" in server.requests[-1]["body"]["messages"][0]["content"]
+    assert server.requests[-1]["body"]["messages"][-1] == {"role": "user", "content": "How are you feeling today?"}
     server.answers = [(404, "no such model secret-123")]
     with pytest.raises(ClientError, match=r"failed after 1 attempt\(s\): HTTP 404") as raised:
         env.step("Tell me more.")

@@ -1,8 +1,6 @@
-"""Policy specs and the OpenAI-compatible policy against a local fake server."""
+"""Policy specs and the OpenAI-compatible policy against a local fake server (its transport: tests/test_llm.py)."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
@@ -77,12 +75,6 @@ def test_openai_policy_retries_transient_errors_and_records_hard_failures(chat_s
     assert "sk-secret-123" not in out.failures[1] and "***" in out.failures[1]
 
 
-def test_unreachable_server_is_a_recorded_failure_not_a_crash():
-    policy = OpenAIPolicy(parse_policy_spec("openai:m@http://127.0.0.1:9/v1"), max_retries=1, backoff_s=0.01, timeout_s=2.0)
-    out = policy.generate([PROMPT], max_new_tokens=8)
-    assert out.texts == [""] and "gave up after 2 attempts" in out.failures[0]
-
-
 def test_the_module_doctests_pass():
     import doctest
 
@@ -92,7 +84,7 @@ def test_the_module_doctests_pass():
 
 
 def test_batching_by_length_keeps_the_prompt_order(monkeypatch):
-    import mmrl.train.rl
+    import mmrl.eval.policies
 
     seen = []
 
@@ -100,18 +92,9 @@ def test_batching_by_length_keeps_the_prompt_order(monkeypatch):
         seen.append([p[-1]["content"] for p in prompts])
         return [f"answer to {p[-1]['content']}" for p in prompts]
 
-    monkeypatch.setattr(mmrl.train.rl, "generate", echo)
+    monkeypatch.setattr(mmrl.eval.policies, "generate", echo)
     policy = load_eval_policy("tiny", device="cpu", batch_size=2)
     texts = ["I feel low. " * 30, "I feel low.", "Hi."]
     out = policy.generate([[PROMPT[0], {"role": "user", "content": t}] for t in texts], max_new_tokens=6)
     assert seen == [["Hi.", "I feel low.", "I feel low. " * 30]]  # shortest first: little padding per batch
     assert out.texts == [f"answer to {t}" for t in texts]
-
-
-def test_a_key_echoed_json_escaped_is_redacted_from_the_decoded_reply(chat_server, monkeypatch):
-    """Issue 13 item 9: redaction ran on the raw HTTP text only, so ``sk\\u002d...`` came back as the key after decoding."""
-    monkeypatch.setenv("MY_KEY", "sk-secret-123")
-    payload = json.dumps({"choices": [{"message": {"content": "your key is KEY"}}]}).replace("KEY", "sk\\u002dsecret\\u002D123")
-    monkeypatch.setattr(chat_server, "respond", lambda path, body, auth: (200, payload, {}))
-    out = OpenAIPolicy(parse_policy_spec(f"openai:m@{chat_server.url}"), api_key_env="MY_KEY").generate([PROMPT], max_new_tokens=8)
-    assert out.texts == ["your key is ***"] and "secret" not in out.texts[0]
