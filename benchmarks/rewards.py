@@ -105,8 +105,16 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def run(n: int = 512, per_sample: int = 128, seed: int = 0, model: str = "static", backend: str | None = None,
-        prompts: int = 8, generations: int = 4, step_seconds: float = 19.0) -> dict:
+def run(
+    n: int = 512,
+    per_sample: int = 128,
+    seed: int = 0,
+    model: str = "static",
+    backend: str | None = None,
+    prompts: int = 8,
+    generations: int = 4,
+    step_seconds: float = 19.0,
+) -> dict:
     """The figures; each phase scores texts no earlier phase saw, so no model-side memo helps it.
 
     ``model`` is "static" or "transformer"; ``backend`` (default: ``$MMRL_EMBEDDING_BACKEND``, else
@@ -156,8 +164,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512, help="pairs scored (default 512)")
     parser.add_argument("--per-sample", type=int, default=128, help="pairs scored one at a time (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated pairs")
-    parser.add_argument("--model", choices=("static", "transformer"), default="static", help="the criteria's embedding model (default static)")
-    parser.add_argument("--backend", choices=BACKENDS, default=None, help="the transformer's backend (default $MMRL_EMBEDDING_BACKEND, else auto)")
+    parser.add_argument(
+        "--model", choices=("static", "transformer"), default="static", help="the criteria's embedding model (default static)"
+    )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=None, help="the transformer's backend (default $MMRL_EMBEDDING_BACKEND, else auto)"
+    )
     parser.add_argument("--prompts", type=int, default=8, help="prompts in the GRPO batch (default 8)")
     parser.add_argument("--generations", type=int, default=4, help="completions per prompt (default 4)")
     parser.add_argument("--step-seconds", type=float, default=19.0, help="one GRPO step of the policy without rewards (default 19 s)")

@@ -141,7 +141,9 @@ def _run(path: str, dataset: Dataset, args: argparse.Namespace) -> tuple[list[fl
             max_completion_length=args.max_completion_length, reward_weights=weights, seed=args.seed, report_to=[],
             save_strategy="no", logging_steps=1, use_cpu=not torch.cuda.is_available(), bf16=False, fp16=False, activation_checkpointing=False, disable_tqdm=True,
         )  # fmt: skip
-        trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[timer])
+        trainer = GRPOTrainer(
+            model=model, reward_funcs=funcs, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[timer]
+        )
         trainer.remove_callback(PrinterCallback)  # stdout carries the JSON only
         trainer.train()
     return timer.times[1:], reward_seconds[0] / len(timer.times)

@@ -105,7 +105,9 @@ def check_render_mode(render_mode: str | None, modes: Sequence[str]) -> str | No
 def check_predictor(predictor: Any) -> EmotionPredictor | None:
     """``predictor`` if it is None or follows ``mmrl.predictor.EmotionPredictor``; else a ConfigError."""
     if predictor is not None and not isinstance(predictor, EmotionPredictor):
-        raise ConfigError(f"predictor must follow mmrl.predictor.EmotionPredictor (a predict(items) method), got {type(predictor).__name__}")
+        raise ConfigError(
+            f"predictor must follow mmrl.predictor.EmotionPredictor (a predict(items) method), got {type(predictor).__name__}"
+        )
     return predictor
 
 
@@ -123,5 +125,7 @@ def check_components(out: Any, n: int, embedding_dim: int | None = None) -> list
         for name, size in sizes.items():
             shape = np.asarray(getattr(components, name)).shape
             if shape != (size,):
-                raise ConfigError(f"the predictor's {name} has shape {shape}, expected ({size},); set embedding_dim= to the predictor's width")
+                raise ConfigError(
+                    f"the predictor's {name} has shape {shape}, expected ({size},); set embedding_dim= to the predictor's width"
+                )
     return out

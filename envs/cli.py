@@ -104,12 +104,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_check)
 
     prompts = actions.add_parser("prompts", help="write the TRL prompt dataset of a split as JSONL")
-    prompts.add_argument("data", type=Path, nargs="?", default=None, help="a MESC/synth directory or a .jsonl file (default: the embedded corpus)")
+    prompts.add_argument(
+        "data", type=Path, nargs="?", default=None, help="a MESC/synth directory or a .jsonl file (default: the embedded corpus)"
+    )
     prompts.add_argument("--out", type=Path, required=True, help="the JSONL file to write")
     prompts.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     prompts.add_argument("--format", choices=DIALOGUE_FORMATS, default=None, help="default: detected")
     prompts.add_argument("--split", choices=SPLITS, default="train", help="default: train")
     prompts.add_argument("--eval", action="store_true", help="an evaluation dataset: allows the val and test splits")
     prompts.add_argument("--max-history-turns", type=int, default=16, help="history turns kept in each prompt (default 16)")
-    prompts.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip it and count it (stderr)")
+    prompts.add_argument(
+        "--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip it and count it (stderr)"
+    )
     prompts.set_defaults(func=_prompts)

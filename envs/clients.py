@@ -288,8 +288,12 @@ class SimulatedClient:
             raise ConfigError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
         self.model, self.tokenizer, self.persona = model, tokenizer, persona
         self.temperature, self.max_new_tokens = float(temperature), max_new_tokens
-        self._chat = None if base_url is None else ChatClient(
-            base_url, model, api_key_env=api_key_env, concurrency=1, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s
+        self._chat = (
+            None
+            if base_url is None
+            else ChatClient(
+                base_url, model, api_key_env=api_key_env, concurrency=1, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s
+            )
         )
         self.end_reason: str | None = None
         self.card: PersonaCard | None = None
@@ -346,7 +350,9 @@ class SimulatedClient:
         seed = int(self._rng.integers(2**31 - 1))
         if self._chat is None:
             try:
-                [text] = generate(self.model, self.tokenizer, [messages], max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=seed)
+                [text] = generate(
+                    self.model, self.tokenizer, [messages], max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=seed
+                )
             except Exception as exc:  # wrapped: the user sees which component failed and why
                 raise ClientError(f"simulated client generation failed: {type(exc).__name__}: {exc}") from exc
         else:
@@ -359,4 +365,3 @@ class SimulatedClient:
     def __repr__(self) -> str:
         backend = f"{self.model}@{self.base_url}" if self.base_url else type(self.model).__name__
         return f"SimulatedClient({backend}, temperature={self.temperature:g})"
-

@@ -248,7 +248,9 @@ class CounselingEnv(gym.Env[dict, str]):
         if not isinstance(client, Client):
             raise ConfigError(f"client must be 'replay', a Client (reset, respond, end_reason) or a factory of one, got {client!r}")
         self.client: Client = client
-        self.composite: Composite | None = reward_spec if isinstance(reward_spec, Composite) or reward_spec is None else build_composite(reward_spec)
+        self.composite: Composite | None = (
+            reward_spec if isinstance(reward_spec, Composite) or reward_spec is None else build_composite(reward_spec)
+        )
         self.nan_reward = check_nan_reward(nan_reward)
         self.predictor = check_predictor(predictor)
         self.max_turns = check_optional_count("max_turns", max_turns)
@@ -436,7 +438,9 @@ class CounselingEnv(gym.Env[dict, str]):
         for name, size in (("client_emotion", 7), ("therapist_emotion", 7), ("strategy", 10), ("embedding", self.embedding_dim)):
             array = np.asarray(getattr(components, name), dtype=np.float32).reshape(-1)
             if array.shape != (size,):
-                raise ConfigError(f"the predictor's {name} has shape {array.shape}, expected ({size},); set embedding_dim= to the predictor's width")
+                raise ConfigError(
+                    f"the predictor's {name} has shape {array.shape}, expected ({size},); set embedding_dim= to the predictor's width"
+                )
             out[name] = _readonly(np.clip(array, 0.0, 1.0) if name != "embedding" else array)
         out["predictor_mask"] = _readonly(np.ones(1, np.int8))
         return out
@@ -461,11 +465,17 @@ class CounselingEnv(gym.Env[dict, str]):
             )
         reply, sanitized = S.sanitize(action)
         if sanitized:
-            warnings.warn("reply had characters outside envs.spaces.CHARSET: folded or removed (info['action_sanitized'])", ActionWarning, stacklevel=3)
+            warnings.warn(
+                "reply had characters outside envs.spaces.CHARSET: folded or removed (info['action_sanitized'])",
+                ActionWarning,
+                stacklevel=3,
+            )
         clipped = len(reply) > S.REPLY_MAX_LENGTH
         if clipped:
             reply = reply[: S.REPLY_MAX_LENGTH]
-            warnings.warn(f"reply longer than {S.REPLY_MAX_LENGTH} characters: clipped (info['action_clipped'])", ActionWarning, stacklevel=3)
+            warnings.warn(
+                f"reply longer than {S.REPLY_MAX_LENGTH} characters: clipped (info['action_clipped'])", ActionWarning, stacklevel=3
+            )
         return reply, clipped, sanitized
 
     def _score(self, context: Context, reply: str, info: dict[str, Any]) -> float:

@@ -38,13 +38,19 @@ class EpisodeReturn:
 
     __name__ = "episode_return"
 
-    def __call__(self, prompts: Sequence, completions: Sequence, episode_return: Sequence[float] | None = None, **columns: Any) -> list[float | None]:
+    def __call__(
+        self, prompts: Sequence, completions: Sequence, episode_return: Sequence[float] | None = None, **columns: Any
+    ) -> list[float | None]:
         if episode_return is None:
-            raise ConfigError("episode_return needs the 'episode_return' field of MultiTurnRollout: pass rollout_func=MultiTurnRollout(...)")
+            raise ConfigError(
+                "episode_return needs the 'episode_return' field of MultiTurnRollout: pass rollout_func=MultiTurnRollout(...)"
+            )
         log_metric = columns.get("log_metric")
         if log_metric is not None:
             log_metric("episode/turns", float(np.mean(columns.get("episode_turns") or [math.nan])))
-            log_metric("episode/client_left_rate", float(np.mean([end == "client_left" for end in columns.get("episode_end") or []] or [math.nan])))
+            log_metric(
+                "episode/client_left_rate", float(np.mean([end == "client_left" for end in columns.get("episode_end") or []] or [math.nan]))
+            )
             components: dict[str, list[float]] = {}
             for episode in columns.get("episode_components") or []:
                 for name, value in episode.items():
@@ -162,7 +168,11 @@ class MultiTurnRollout:
             env.reset(seed=seed * 4099 + i, options={"dialogue_id": self._by_prompt[key]})
             assert env.context is not None
             messages = render_messages(env.context, tokenizer=tokenizer, **self.render)
-            episodes.append(_Episode(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False, **template_kwargs)))
+            episodes.append(
+                _Episode(
+                    tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False, **template_kwargs)
+                )
+            )
 
         with (
             unwrap_model_for_generation(

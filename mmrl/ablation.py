@@ -119,7 +119,9 @@ class AblationConfig(YamlConfig):
         return variants(spec, self.mode, grid)
 
 
-def _trial(params: Mapping[str, Any], *, specs: Mapping[str, dict], run: Mapping[str, Any], config: Mapping[str, Any], out: str) -> dict[str, Any]:
+def _trial(
+    params: Mapping[str, Any], *, specs: Mapping[str, dict], run: Mapping[str, Any], config: Mapping[str, Any], out: str
+) -> dict[str, Any]:
     """One Ray Tune trial: train the variant with the seed, evaluate the policy on the held-out prompts."""
     import torch
 
@@ -139,9 +141,17 @@ def _trial(params: Mapping[str, Any], *, specs: Mapping[str, dict], run: Mapping
         max_prompts=config["eval_max_prompts"], seed=0,
     )  # fmt: skip  # seed 0: every trial sees the same held-out prompts
     judge = make_judge(config["judge"]) if config["judge"] else None
-    report, samples = evaluate(load_eval_policy(str(result.model_dir), seed=seed), prompts, max_new_tokens=config["max_new_tokens"], judge=judge)
+    report, samples = evaluate(
+        load_eval_policy(str(result.model_dir), seed=seed), prompts, max_new_tokens=config["max_new_tokens"], judge=judge
+    )
     (trial_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    row = {**flatten(report), "variant": variant, "seed": seed, "train/steps": result.global_step, "train/last_reward": result.metrics.get("reward")}
+    row = {
+        **flatten(report),
+        "variant": variant,
+        "seed": seed,
+        "train/steps": result.global_step,
+        "train/last_reward": result.metrics.get("reward"),
+    }
     (trial_dir / "row.json").write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
     return row
 
@@ -181,7 +191,11 @@ def run_ablation(config: AblationConfig, out: str | os.PathLike, *, address: str
     failed = [r for r in grid if r.error is not None]
     if failed:
         raise MmrlError(f"{len(failed)} of {len(grid)} ablation trials failed; first: {failed[0].error!r} (logs under {out / 'tune'})")
-    rows = [json.loads((out / "trials" / f"{variant}-seed{seed}" / "row.json").read_text(encoding="utf-8")) for variant in specs for seed in config.seeds]
+    rows = [
+        json.loads((out / "trials" / f"{variant}-seed{seed}" / "row.json").read_text(encoding="utf-8"))
+        for variant in specs
+        for seed in config.seeds
+    ]
     return write_results(rows, config, out)
 
 
@@ -220,7 +234,9 @@ def write_results(rows: Sequence[Mapping[str, Any]], config: AblationConfig, out
         writer.writeheader()
         writer.writerows(rows)
     summary = summarise(rows, columns)
-    (out / "summary.json").write_text(json.dumps({"mode": config.mode, "seeds": config.seeds, "variants": summary}, indent=2) + "\n", encoding="utf-8")
+    (out / "summary.json").write_text(
+        json.dumps({"mode": config.mode, "seeds": config.seeds, "variants": summary}, indent=2) + "\n", encoding="utf-8"
+    )
     (out / "results.md").write_text(_markdown(summary, criteria, columns, config), encoding="utf-8")
     _effects_plot(summary, criteria, out / "effects.png")
     _pareto_plot(summary, [f"trust/{c}/mean" for c in config.pareto], out / "pareto.png")
@@ -248,7 +264,10 @@ def _markdown(summary: Mapping[str, Mapping[str, Mapping]], criteria: Sequence[s
         f"Mean ± std over seeds on {config.eval_max_prompts} held-out {config.eval_split} prompts; in brackets the difference from the full spec.",
         "",
     ]
-    for title, part in (("Trust criteria (local scorers)", criteria), ("Components, text and hacking monitors", [c for c in columns if c not in criteria])):
+    for title, part in (
+        ("Trust criteria (local scorers)", criteria),
+        ("Components, text and hacking monitors", [c for c in columns if c not in criteria]),
+    ):
         if not part:
             continue
         lines += [f"## {title}", "", "| variant | " + " | ".join(_short(c) for c in part) + " |", "|---" * (len(part) + 1) + "|"]
@@ -266,7 +285,13 @@ def _effects_plot(summary: Mapping[str, Mapping[str, Mapping]], criteria: Sequen
     values = np.array([[summary[v][c][key] if summary[v][c][key] is not None else np.nan for c in criteria] for v in variants], dtype=float)
     limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
     figure, axis = plt.subplots(figsize=(1.2 * len(criteria) + 2.5, 0.5 * len(variants) + 1.8))
-    image = axis.imshow(values, cmap="RdBu" if key == "delta" else "viridis", vmin=-limit if key == "delta" else None, vmax=limit if key == "delta" else None, aspect="auto")
+    image = axis.imshow(
+        values,
+        cmap="RdBu" if key == "delta" else "viridis",
+        vmin=-limit if key == "delta" else None,
+        vmax=limit if key == "delta" else None,
+        aspect="auto",
+    )
     axis.set_xticks(range(len(criteria)), [_short(c) for c in criteria], rotation=30, ha="right")
     axis.set_yticks(range(len(variants)), variants)
     for (i, j), value in np.ndenumerate(values):
@@ -288,7 +313,17 @@ def _pareto_plot(summary: Mapping[str, Mapping[str, Mapping]], pair: Sequence[st
     for variant, x, y in points:
         axis.errorbar(x["mean"], y["mean"], xerr=x["std"], yerr=y["std"], fmt="o", capsize=3, color="black" if variant == "full" else None)
         axis.annotate(variant, (x["mean"], y["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    front = [p for p in points if not any(q[1]["mean"] >= p[1]["mean"] and q[2]["mean"] >= p[2]["mean"] and q is not p and (q[1]["mean"], q[2]["mean"]) != (p[1]["mean"], p[2]["mean"]) for q in points)]
+    front = [
+        p
+        for p in points
+        if not any(
+            q[1]["mean"] >= p[1]["mean"]
+            and q[2]["mean"] >= p[2]["mean"]
+            and q is not p
+            and (q[1]["mean"], q[2]["mean"]) != (p[1]["mean"], p[2]["mean"])
+            for q in points
+        )
+    ]
     front.sort(key=lambda p: p[1]["mean"])
     if len(front) > 1:
         axis.plot([p[1]["mean"] for p in front], [p[2]["mean"] for p in front], "--", color="grey", label="Pareto front")

@@ -93,7 +93,12 @@ def _demo(args: argparse.Namespace) -> None:
 
         check_output(args.out, overwrite=args.overwrite, writes=_DEMO_OUTPUTS)
         check_writable_dir(args.out, what="--out")
-        for name in ("corpus", "predictor", "sft", "grpo"):  # --overwrite: the earlier demo's stages, whose checkpoints would block a new run
+        for name in (
+            "corpus",
+            "predictor",
+            "sft",
+            "grpo",
+        ):  # --overwrite: the earlier demo's stages, whose checkpoints would block a new run
             shutil.rmtree(args.out / name, ignore_errors=True)
     out = run_demo(config, args.out)
     print(f"demo outputs are in {out}: report.md, report.json, rewards.png; predictor/, sft/ and grpo/ hold the trained models")
@@ -138,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--config", type=Path, required=True, help="YAML with AblationConfig fields (see experiments/ablate_*.yaml)")
     ablate.add_argument("--mode", choices=VARIANT_MODES, default=None, help="how to vary the spec (default: the file's mode)")
     ablate.add_argument("--seeds", type=int, default=None, help="train every variant with seeds 0..N-1 (default: the file's seeds)")
-    ablate.add_argument("--out", type=Path, required=True, help="output directory: results.csv, results.md, effects.png, pareto.png, trials/")
+    ablate.add_argument(
+        "--out", type=Path, required=True, help="output directory: results.csv, results.md, effects.png, pareto.png, trials/"
+    )
     ablate.add_argument("--overwrite", action="store_true", help="replace the results of an earlier ablation in --out")
     ablate.add_argument("--address", default=None, help="Ray cluster to run the trials on (e.g. ray://head:10001); default: a local Ray")
     ablate.set_defaults(func=_ablate)

@@ -131,7 +131,13 @@ def run_demo(config: DemoConfig | None = None, out: str | Path | None = None) ->
     lap("predictor")
 
     print(f"[3/5] SFT of the {config.policy!r} policy, the predictor's outputs in its prompts", flush=True)
-    shared = {"policy": config.policy, "data": str(corpus_dir), "data_format": "synth", "predictor": str(out / "predictor"), "seed": config.seed}
+    shared = {
+        "policy": config.policy,
+        "data": str(corpus_dir),
+        "data_format": "synth",
+        "predictor": str(out / "predictor"),
+        "seed": config.seed,
+    }
     sft_log = _StepLog()
     sft = run_sft(
         SFTRunConfig(
@@ -166,7 +172,9 @@ def run_demo(config: DemoConfig | None = None, out: str | Path | None = None) ->
         trl_args={"lr_scheduler_type": "constant"},
     )
     # the SFT policy on the val prompts GRPO's policy is scored on afterwards: the "before" column
-    sft_val = evaluate_val(grpo_config, *load_policy(str(sft.model_dir)), build_composite(grpo_config.reward_spec_parsed()), load_predictor(grpo_config))
+    sft_val = evaluate_val(
+        grpo_config, *load_policy(str(sft.model_dir)), build_composite(grpo_config.reward_spec_parsed()), load_predictor(grpo_config)
+    )
     grpo_log = _StepLog()
     grpo = run_rl(grpo_config, callbacks=[grpo_log])
     lap("grpo")
@@ -240,23 +248,48 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = ["# mmrl demo report", "", "## Data (synthetic multimodal corpus)", ""]
     lines += ["| split | dialogues | turns | therapist turns | clips with video | clips with audio |", "|---|---|---|---|---|---|"]
     for name, s in data["splits"].items():
-        lines.append(f"| {name} | {s['dialogues']} | {s['turns']} | {s['therapist_turns']} | {s['rows_with_video']} | {s['rows_with_audio']} |")
+        lines.append(
+            f"| {name} | {s['dialogues']} | {s['turns']} | {s['therapist_turns']} | {s['rows_with_video']} | {s['rows_with_audio']} |"
+        )
     lines += ["", "## Emotion predictor (test split, weighted-F1)", "", "| task | model | majority | TF-IDF + LR |", "|---|---|---|---|"]
     for task, metrics in predictor["model"].items():
         base = predictor["baselines"]
-        lines.append(f"| {task} | {_fmt(metrics['weighted_f1'])} | {_fmt(base['majority'][task]['weighted_f1'])} | {_fmt(base['tfidf_lr'][task]['weighted_f1'])} |")
+        lines.append(
+            f"| {task} | {_fmt(metrics['weighted_f1'])} | {_fmt(base['majority'][task]['weighted_f1'])} | {_fmt(base['tfidf_lr'][task]['weighted_f1'])} |"
+        )
     curves = grpo["per_step"]
-    lines += ["", f"## GRPO ({grpo['steps']} steps): mean reward per component, first and last step", "", "| component | first | last |", "|---|---|---|"]
+    lines += [
+        "",
+        f"## GRPO ({grpo['steps']} steps): mean reward per component, first and last step",
+        "",
+        "| component | first | last |",
+        "|---|---|---|",
+    ]
     for name, values in curves.items():
         if name != "step" and values:
             lines.append(f"| {name} | {_fmt(values[0])} | {_fmt(values[-1])} |")
     before, after = report["sft"]["val"], grpo["val"] or {}
     if after.get("reward") is not None:
-        lines += ["", f"## Val ({after['prompts']} prompts, greedy): SFT policy, then after GRPO", "", "| stage | reward | parse rate |", "|---|---|---|"]
-        lines += [f"| {stage} | {_fmt(val.get('reward'))} | {_fmt(val.get('parse_rate'))} |" for stage, val in (("SFT", before), ("SFT + GRPO", after))]
+        lines += [
+            "",
+            f"## Val ({after['prompts']} prompts, greedy): SFT policy, then after GRPO",
+            "",
+            "| stage | reward | parse rate |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {stage} | {_fmt(val.get('reward'))} | {_fmt(val.get('parse_rate'))} |"
+            for stage, val in (("SFT", before), ("SFT + GRPO", after))
+        ]
         for stage, key in (("SFT", "before_grpo"), ("SFT + GRPO", "after_grpo")):
             lines += ["", f"Example completions, {stage} (the first three val prompts):", ""]
             for example in report["examples"][key]:
                 lines += ["```", example.strip(), "```"]
-    lines += ["", "![per-component rewards](rewards.png)", "", "Stage times (s): " + ", ".join(f"{k} {v}" for k, v in report["seconds"].items()), ""]
+    lines += [
+        "",
+        "![per-component rewards](rewards.png)",
+        "",
+        "Stage times (s): " + ", ".join(f"{k} {v}" for k, v in report["seconds"].items()),
+        "",
+    ]
     return "\n".join(lines)

@@ -119,7 +119,9 @@ class ChatClient:
         self.concurrency, self.timeout_s, self.max_retries, self.backoff_s = concurrency, timeout_s, max_retries, backoff_s
         self._response_format = True  # sent where asked, until the server rejects it
 
-    def complete(self, conversations: Sequence[Messages], *, max_tokens: int, temperature: float = 0.0, **extra: Any) -> list[Completion | ChatError]:
+    def complete(
+        self, conversations: Sequence[Messages], *, max_tokens: int, temperature: float = 0.0, **extra: Any
+    ) -> list[Completion | ChatError]:
         """Sync :meth:`acomplete` (works inside a running event loop too)."""
         return run_sync(self.acomplete(conversations, max_tokens=max_tokens, temperature=temperature, **extra))
 
@@ -141,7 +143,9 @@ class ChatClient:
             ]
             return await asyncio.gather(*(self._settled(http, semaphore, body, key) for body in bodies))
 
-    async def _settled(self, http: httpx.AsyncClient, semaphore: asyncio.Semaphore, body: dict[str, Any], key: str) -> Completion | ChatError:
+    async def _settled(
+        self, http: httpx.AsyncClient, semaphore: asyncio.Semaphore, body: dict[str, Any], key: str
+    ) -> Completion | ChatError:
         try:
             return await self._post(http, semaphore, body, key)
         except ChatError as exc:
@@ -253,7 +257,10 @@ def generate(
     try:
         with torch.no_grad(), _seeded(seed if sampling["do_sample"] else None, device):
             for start in range(0, len(prompts), batch_size):
-                texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in prompts[start : start + batch_size]]
+                texts = [
+                    tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                    for m in prompts[start : start + batch_size]
+                ]
                 inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
                 tokens = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
                 out += tokenizer.batch_decode(tokens[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)

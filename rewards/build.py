@@ -101,12 +101,16 @@ def _logits(batch: _Batch, idf, occurrence, mean_vectors, log_gain, weights):
         expected = (chance * word_weights) @ batch.reply_bags.T
         out = out + weights[k] * (shared - expected) / norms[None, :]
         direction = mean_vectors[k] / mean_vectors[k].norm()
-        cosine = batch.context_vectors[k] @ batch.reply_vectors.T - torch.outer(batch.context_vectors[k] @ direction, batch.reply_vectors @ direction)
+        cosine = batch.context_vectors[k] @ batch.reply_vectors.T - torch.outer(
+            batch.context_vectors[k] @ direction, batch.reply_vectors @ direction
+        )
         out = out + weights[3 + k] * cosine
     return out
 
 
-def build_context_fit(train: Sequence[Dialogue], val: Sequence[Dialogue], *, model: str | None = CRITERIA_MODEL, seed: int = 0) -> tuple[ContextFit, dict]:
+def build_context_fit(
+    train: Sequence[Dialogue], val: Sequence[Dialogue], *, model: str | None = CRITERIA_MODEL, seed: int = 0
+) -> tuple[ContextFit, dict]:
     """Fit the model on ``train`` dialogues, keep the epoch best on ``val``; also return the selection figures."""
     import torch
 
@@ -124,7 +128,9 @@ def build_context_fit(train: Sequence[Dialogue], val: Sequence[Dialogue], *, mod
 
     def fitted() -> ContextFit:
         word_weights = (idf * torch.exp(log_gain)).detach().numpy().astype(np.float64)
-        return ContextFit(idf_np, word_weights, occurrence_np, mean_vectors_np, weights.detach().numpy().astype(np.float64), POWER, 1.0, 0.0, model)
+        return ContextFit(
+            idf_np, word_weights, occurrence_np, mean_vectors_np, weights.detach().numpy().astype(np.float64), POWER, 1.0, 0.0, model
+        )
 
     report: dict = {"train_contexts": len(contexts), "val_contexts": len(val_contexts), "val_recall_by_epoch": []}
     best: tuple[float, ContextFit] | None = None

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from mmrl.errors import ConfigError
-
 from rewards.base import Context, Reward, RewardBatch
 
 __all__ = ["RewardCache", "CachedReward", "context_key"]

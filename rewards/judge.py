@@ -112,18 +112,24 @@ class JudgeConfig:
     """
 
     base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible API root; requests go to {base_url}/chat/completions."})
-    local_model: str | None = field(default=None, metadata={"help": "transformers causal LM id or directory run in-process instead of base_url."})
+    local_model: str | None = field(
+        default=None, metadata={"help": "transformers causal LM id or directory run in-process instead of base_url."}
+    )
     model: str | None = field(default=None, metadata={"help": "Model name sent to the server (required with base_url)."})
     api_key_env: str | None = field(
         default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the API key (unset: no Authorization header)."}
     )
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature of the judge (0: greedy)."})
     max_tokens: int = field(default=256, metadata={"help": "Most tokens of one judge answer."})
-    criteria: tuple[str, ...] = field(default=CRITERIA, metadata={"help": f"Criteria scored in one call per reply, among {list(CRITERIA)}."})
+    criteria: tuple[str, ...] = field(
+        default=CRITERIA, metadata={"help": f"Criteria scored in one call per reply, among {list(CRITERIA)}."}
+    )
     concurrency: int = field(default=8, metadata={"help": "Most HTTP requests in flight at once."})
     batch_size: int = field(default=8, metadata={"help": "Replies per generate() call of a local_model."})
     timeout_s: float = field(default=60.0, metadata={"help": "Total time limit of one HTTP attempt, in seconds."})
-    max_retries: int = field(default=3, metadata={"help": "Retries after the first attempt on 408/409/429/5xx, timeouts, connection errors."})
+    max_retries: int = field(
+        default=3, metadata={"help": "Retries after the first attempt on 408/409/429/5xx, timeouts, connection errors."}
+    )
     backoff_s: float = field(default=1.0, metadata={"help": "Retry k waits backoff_s * 2**k seconds (or Retry-After, at most 60 s)."})
 
     def __post_init__(self) -> None:

@@ -148,9 +148,7 @@ def reward_probe(
     others = other_replies(contexts, n_candidates - 1, rng)
     candidates = [_scores(scorers, contexts, [row[j] for row in others]) for j in range(n_candidates - 1)]
     report["other_win"] = {name: float(np.mean(real[name] > candidates[0][name])) for name in names}
-    report["recall_at_1"] = {
-        name: float(np.mean(real[name] > np.max([c[name] for c in candidates], axis=0))) for name in names
-    }
+    report["recall_at_1"] = {name: float(np.mean(real[name] > np.max([c[name] for c in candidates], axis=0))) for name in names}
     report["chance_recall_at_1"] = 1.0 / n_candidates
     if pairs:
         report["pairs"], report["filler_flip"] = _pair_probe(scorers, pairs, fillers)

@@ -7,8 +7,8 @@ import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 from importlib.metadata import entry_points
+from typing import Literal
 
 import numpy as np
 
@@ -139,8 +139,10 @@ def register(name: str, *, version: str = "1", score_range: tuple[float, float] 
         if inspect.isclass(obj):
             factory = obj
         else:
+
             def factory(**options):
                 return FunctionReward(obj, name=name, version=version, score_range=score_range, reads=reads, **options)
+
         description = (inspect.getdoc(obj) or "").split("\n\n")[0].replace("\n", " ")
         _REGISTRY[name] = RegisteredReward(name, factory, version, score_range, description)
         return obj

@@ -52,8 +52,15 @@ SPEC_KEYS: tuple[str, ...] = ("mode", "group_size", "on_missing", "log_zero_weig
 REWARD_KEYS: tuple[str, ...] = ("weight", "gate", "options")
 GATE_KEYS: tuple[str, ...] = ("threshold", "cap")
 VARIANT_MODES: tuple[str, ...] = ("leave-one-out", "only-one", "sweep")
-_DEFAULTS = {"mode": "weighted", "group_size": None, "on_missing": "nan", "log_zero_weight": False, "max_failed_batches": 3, "cache": None,
-             "judge": None}
+_DEFAULTS = {
+    "mode": "weighted",
+    "group_size": None,
+    "on_missing": "nan",
+    "log_zero_weight": False,
+    "max_failed_batches": 3,
+    "cache": None,
+    "judge": None,
+}
 
 
 def _where(path: str, source: str | None) -> str:
@@ -114,7 +121,9 @@ def parse_spec(spec: Mapping, *, source: str | os.PathLike | None = None) -> dic
     known = registered()
     for name in rewards:
         if name not in known:
-            raise ConfigError(f"unknown reward {name!r} in {_where('rewards', source)}{suggest(name, known)} (registered: {', '.join(known)})")
+            raise ConfigError(
+                f"unknown reward {name!r} in {_where('rewards', source)}{suggest(name, known)} (registered: {', '.join(known)})"
+            )
     out = {**_DEFAULTS, **{k: v for k, v in spec.items() if k != "rewards"}}
     out["mode"] = _choice(out["mode"], MODES, "mode", source)
     out["on_missing"] = _choice(out["on_missing"], ("nan", "skip"), "on_missing", source)
@@ -195,7 +204,9 @@ def _judge(settings: dict | None, names: list[str]):
 def _names(spec: dict, names: Iterable[str]) -> None:
     for name in names:
         if name not in spec["rewards"]:
-            raise ConfigError(f"{name!r} is not a reward of this spec{suggest(name, spec['rewards'])} (its rewards: {', '.join(spec['rewards'])})")
+            raise ConfigError(
+                f"{name!r} is not a reward of this spec{suggest(name, spec['rewards'])} (its rewards: {', '.join(spec['rewards'])})"
+            )
 
 
 def leave_one_out(spec: Mapping) -> dict[str, dict]:

@@ -19,7 +19,12 @@ def _row(variant: str, seed: int, empathy: float, safety: float) -> dict:
 
 
 def test_summary_is_mean_and_std_over_seeds_with_the_difference_from_the_full_spec():
-    rows = [_row("full", 0, 0.6, 0.8), _row("full", 1, 0.8, 0.8), _row("without_empathy", 0, 0.3, 0.9), _row("without_empathy", 1, 0.5, None)]
+    rows = [
+        _row("full", 0, 0.6, 0.8),
+        _row("full", 1, 0.8, 0.8),
+        _row("without_empathy", 0, 0.3, 0.9),
+        _row("without_empathy", 1, 0.5, None),
+    ]
     summary = summarise(rows, ["trust/empathy/mean", "trust/safety/mean"])
     empathy = summary["without_empathy"]["trust/empathy/mean"]
     assert empathy["mean"] == pytest.approx(0.4) and empathy["std"] == pytest.approx(0.1414, abs=1e-3)
@@ -34,12 +39,19 @@ def test_results_files_are_written(tmp_path):
     rows = [_row("full", 0, 0.6, 0.8), _row("full", 1, 0.8, 0.8), _row("without_format", 0, 0.2, 0.7), _row("without_format", 1, 0.4, 0.9)]
     write_results(rows, config, tmp_path)
     with (tmp_path / "results.csv").open() as handle:
-        assert [(r["variant"], r["seed"]) for r in csv.DictReader(handle)] == [("full", "0"), ("full", "1"), ("without_format", "0"), ("without_format", "1")]
+        assert [(r["variant"], r["seed"]) for r in csv.DictReader(handle)] == [
+            ("full", "0"),
+            ("full", "1"),
+            ("without_format", "0"),
+            ("without_format", "1"),
+        ]
     markdown = (tmp_path / "results.md").read_text()
     assert "| full | " in markdown and "0.700 ± 0.141" in markdown and "0.300 ± 0.141 (-0.400)" in markdown
     for plot in ("effects.png", "pareto.png"):
         assert (tmp_path / plot).read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((tmp_path / "summary.json").read_text())["variants"]["without_format"]["trust/safety/mean"]["delta"] == pytest.approx(0.0)
+    assert json.loads((tmp_path / "summary.json").read_text())["variants"]["without_format"]["trust/safety/mean"]["delta"] == pytest.approx(
+        0.0
+    )
 
 
 @pytest.mark.parametrize(

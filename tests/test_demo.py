@@ -8,7 +8,6 @@ from mmrl.demo import DemoConfig, run_demo
 from mmrl.errors import ConfigError
 
 
-
 def test_demo_runs_the_whole_loop_on_a_small_corpus(tmp_path):
     config = DemoConfig(dialogues=8, seed=1, predictor_epochs=2, sft_steps=4, grpo_steps=2)
     out = run_demo(config, tmp_path / "demo")

@@ -99,7 +99,9 @@ def test_the_retry_statuses():
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 503])
 def test_transient_statuses_are_retried(server, status):
-    server.handle = lambda body, auth: (status, '{"error": "try again"}', {"Retry-After": "0"}) if server.first_time(body) else completion("ok")
+    server.handle = lambda body, auth: (
+        (status, '{"error": "try again"}', {"Retry-After": "0"}) if server.first_time(body) else completion("ok")
+    )
     answers = _client(server).complete(_ask(2), max_tokens=4)
     assert answers == [Completion("ok", "stop")] * 2
     assert len(server.requests) == 4  # each request: one error, one success
@@ -110,7 +112,7 @@ def test_other_errors_fail_at_once(server, status):
     server.handle = lambda body, auth: (status, '{"error": "no such model"}', {})
     [failure] = _client(server, max_retries=3).complete([HELLO], max_tokens=4)
     assert isinstance(failure, ChatError) and (failure.attempts, failure.stage, failure.gave_up) == (1, "request", False)
-    assert str(failure) == f"HTTP {status} from {server.url}/chat/completions: '{{\"error\": \"no such model\"}}'"
+    assert str(failure) == f'HTTP {status} from {server.url}/chat/completions: \'{{"error": "no such model"}}\''
     assert len(server.requests) == 1
 
 
@@ -177,7 +179,10 @@ def test_a_malformed_answer_is_a_response_failure(server, payload):
     server.handle = lambda body, auth: (200, payload, {})
     [failure] = _client(server).complete([HELLO], max_tokens=4)
     assert isinstance(failure, ChatError) and (failure.stage, failure.attempts) == ("response", 1)
-    assert str(failure) == f"expected chat-completion JSON with a string choices[0].message.content from {server.url}/chat/completions, got {payload!r}"
+    assert (
+        str(failure)
+        == f"expected chat-completion JSON with a string choices[0].message.content from {server.url}/chat/completions, got {payload!r}"
+    )
     assert len(server.requests) == 1  # not retried
 
 

@@ -95,7 +95,11 @@ def _bertscore(report: dict, samples: list[dict]) -> float | None:
     """The report's BERTScore F1, or (an older report) the same figure from its samples."""
     if report["text"].get("bertscore_f1") is not None:
         return report["text"]["bertscore_f1"]
-    pairs = [(s["reply"] or s["completion"], s["reference"]) for s in samples if s["generation_failure"] is None and (s["reference"] or "").strip()]
+    pairs = [
+        (s["reply"] or s["completion"], s["reference"])
+        for s in samples
+        if s["generation_failure"] is None and (s["reference"] or "").strip()
+    ]
     return metrics.bertscore_f1([p[0] for p in pairs], [p[1] for p in pairs])
 
 
@@ -146,11 +150,15 @@ def main() -> None:
                      f"{_fmt(r['text']['meteor'], 100, 2)} | {_fmt(r['text']['bertscore_f1'], 100, 2)} | {_fmt(r['text']['embedding_similarity'])} | "
                      f"{trust:.3f} |")  # fmt: skip
     acc = baselines["majority_accuracy"]
-    lines.append(f"| baseline: always train's majority ({baselines['majority']['client_emotion']}, {baselines['majority']['strategy']}) | – | "
-                 f"{acc['client_emotion']:.3f} / – | {acc['strategy']:.3f} / – | – | – | – | – | – | – |")
+    lines.append(
+        f"| baseline: always train's majority ({baselines['majority']['client_emotion']}, {baselines['majority']['strategy']}) | – | "
+        f"{acc['client_emotion']:.3f} / – | {acc['strategy']:.3f} / – | – | – | – | – | – | – |"
+    )
     g = baselines["generic_text"]
-    lines.append(f"| baseline: one fixed generic reply ({GENERIC!r}) | – | – | – | {_fmt(g['bleu2'], 100, 2)} | {_fmt(g['rougeL'], 100, 2)} | "
-                 f"{_fmt(g['meteor'], 100, 2)} | {_fmt(g['bertscore_f1'], 100, 2)} | – | {np.mean(list(baselines['generic'].values())):.3f} |")
+    lines.append(
+        f"| baseline: one fixed generic reply ({GENERIC!r}) | – | – | – | {_fmt(g['bleu2'], 100, 2)} | {_fmt(g['rougeL'], 100, 2)} | "
+        f"{_fmt(g['meteor'], 100, 2)} | {_fmt(g['bertscore_f1'], 100, 2)} | – | {np.mean(list(baselines['generic'].values())):.3f} |"
+    )
     lines.append(f"| real counsellor replies | – | – | – | – | – | – | – | – | {np.mean(list(reference['trust'].values())):.3f} |")
     lines += ["", "Per criterion (mean over the scored prompts):", "", "| row | " + " | ".join(TRUST_CRITERIA) + " |",
               "|---|" + "---|" * len(TRUST_CRITERIA)]  # fmt: skip

@@ -61,9 +61,7 @@ def detect_format(path: str | Path) -> str:
             return "jsonl"
     elif not path.exists():
         raise DataError("no such file or directory", path=path)
-    raise DataError(
-        "cannot tell the data format; pass --format (mesc, synth, jsonl, multimood or dfew)", path=path
-    )
+    raise DataError("cannot tell the data format; pass --format (mesc, synth, jsonl, multimood or dfew)", path=path)
 
 
 def load_corpus(

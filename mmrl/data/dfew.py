@@ -55,7 +55,11 @@ def _clip_root(root: Path, clip_dir: str | Path | None) -> Path:
     for name in CLIP_DIRS:
         if (root / name).is_dir():
             return root / name
-    raise DataError(f"no clip directory: none of {list(CLIP_DIRS)} exists under the root; put the clips in one of them (Python: pass clip_dir=)", path=root, field="clip_dir")
+    raise DataError(
+        f"no clip directory: none of {list(CLIP_DIRS)} exists under the root; put the clips in one of them (Python: pass clip_dir=)",
+        path=root,
+        field="clip_dir",
+    )
 
 
 def _fold_file(root: Path, index: dict[str, list[Path]], name: str) -> Path:
@@ -69,9 +73,7 @@ def _fold_file(root: Path, index: dict[str, list[Path]], name: str) -> Path:
     return found[0]
 
 
-def _read_list(
-    path: Path, fold: int, split: Split, clips: Path, available: set[str], report: LoadReport
-) -> list[tuple[int, DfewClip]]:
+def _read_list(path: Path, fold: int, split: Split, clips: Path, available: set[str], report: LoadReport) -> list[tuple[int, DfewClip]]:
     """``(line, clip)`` for each good row of one fold list; bad rows go to ``report``."""
     rows = csv.reader(io.StringIO(read_text(path), newline=""))
     try:
@@ -80,7 +82,9 @@ def _read_list(
         if missing:
             raise DataError(
                 f"missing column(s) {missing}; expected header 'video_name,label', found {header}",
-                path=path, line=1, field=missing[0],
+                path=path,
+                line=1,
+                field=missing[0],
             )
         columns = [header.index(c) for c in _COLUMNS]
         out: list[tuple[int, DfewClip]] = []
@@ -155,7 +159,9 @@ def load_dfew(
                         raise DataError(
                             f"clip {clip.name!r} is also in {test_path.name}:{in_test[_key(clip.name)]}; "
                             "a clip belongs to one split per fold",
-                            path=path, line=line, field="video_name",
+                            path=path,
+                            line=line,
+                            field="video_name",
                         )
                     if check_media:
                         _check(clip, probed, path=path, line=line)

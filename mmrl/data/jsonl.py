@@ -208,7 +208,9 @@ def read_dialogues(path: str | Path, *, report: LoadReport | None = None, check_
                 raise obj
             dialogue = _dialogue(where, obj, check_media)
             if dialogue.id in first_line:
-                raise where.error(f"duplicate dialogue id {dialogue.id!r}, first seen on line {first_line[dialogue.id]}; ids must be unique", "id")
+                raise where.error(
+                    f"duplicate dialogue id {dialogue.id!r}, first seen on line {first_line[dialogue.id]}; ids must be unique", "id"
+                )
         except DataError as err:
             report.fail(err)
             continue
@@ -252,10 +254,7 @@ def write_dialogues(path: str | Path, dialogues: Iterable[Dialogue]) -> Path:
     root = path.parent.absolute()
     lines = []
     for d in dialogues:
-        turns = [
-            {"speaker": t.speaker, "segments": [_segment_record(s, t.speaker, root, d.id) for s in t.segments]}
-            for t in d.turns
-        ]
+        turns = [{"speaker": t.speaker, "segments": [_segment_record(s, t.speaker, root, d.id) for s in t.segments]} for t in d.turns]
         record = {"id": d.id, "split": d.split, "problem_type": d.problem_type, "situation": d.situation, "turns": turns}
         lines.append(json.dumps(record, ensure_ascii=False) + "\n")
     with path.open("w", encoding="utf-8", newline="\n") as file:

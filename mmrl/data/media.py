@@ -44,8 +44,7 @@ def _check_wav_length(extra_info: str, path: Path, field: str | None) -> None:
     declared, actual = int(match.group(1)), int(match.group(2))
     if declared > actual and declared not in (0, 0xFFFFFFFF):
         raise DataError(
-            f"audio file is truncated: header declares {declared} data bytes but only {actual} are present; "
-            "re-export the file",
+            f"audio file is truncated: header declares {declared} data bytes but only {actual} are present; re-export the file",
             path=path,
             field=field,
         )
@@ -79,9 +78,7 @@ def _video_error(exc: Exception, path: Path, field: str | None) -> DataError:
     return DataError(f"cannot decode video (expected a readable mp4/avi/webm): {exc}", path=path, field=field)
 
 
-def read_video(
-    path: str | Path, max_frames: int | None = None, *, field: str | None = None
-) -> tuple[np.ndarray, float]:
+def read_video(path: str | Path, max_frames: int | None = None, *, field: str | None = None) -> tuple[np.ndarray, float]:
     """Return ``(frames, fps)``: frames ``(T, H, W, 3)`` uint8 RGB, at most ``max_frames`` of them.
 
     A file that decodes to fewer frames than its header declares is reported as truncated.

@@ -70,7 +70,9 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict]]:
         yield reader.line_num, row
 
 
-def _read_rows(path: Path, media_dir: Path | None, report: LoadReport) -> tuple[dict[int, list[Segment]], dict[int, tuple[DataError, list]]]:
+def _read_rows(
+    path: Path, media_dir: Path | None, report: LoadReport
+) -> tuple[dict[int, list[Segment]], dict[int, tuple[DataError, list]]]:
     """Parse MESC.csv into segments per Dialogue_ID; a dialogue with a bad row is skipped whole.
 
     Also returns the skipped dialogues: their first error and their readable rows (``(line, Utterance_ID, Segment)``),
@@ -123,7 +125,9 @@ def _shape_error(row: dict, path: Path, line: int) -> DataError | None:
     if None not in row and None not in row.values():
         return None
     count = len(row) - 1 + len(row[None]) if None in row else sum(v is not None for v in row.values())
-    return DataError(f"row has {count} fields, expected {len(row) - (None in row)} ({', '.join(k for k in row if k)})", path=path, line=line)
+    return DataError(
+        f"row has {count} fields, expected {len(row) - (None in row)} ({', '.join(k for k in row if k)})", path=path, line=line
+    )
 
 
 def _parse_row(row: dict, path: Path, line: int, dialogue_id: int, media_dir: Path | None) -> tuple[int, Segment]:
@@ -167,7 +171,9 @@ def _ordered(dialogue_id: int, entries: list[tuple[int, int, Segment]], path: Pa
         if utterance_id in seen:
             raise DataError(
                 f"duplicate Utterance_ID {utterance_id} in dialogue {dialogue_id} (also on line {seen[utterance_id]})",
-                path=path, line=line, field="Utterance_ID",
+                path=path,
+                line=line,
+                field="Utterance_ID",
             )
         seen[utterance_id] = line
     ids = [e[1] for e in entries]
@@ -175,7 +181,9 @@ def _ordered(dialogue_id: int, entries: list[tuple[int, int, Segment]], path: Pa
         gap = next(i for i, u in enumerate(ids) if u != i)
         raise DataError(
             f"Utterance_IDs of dialogue {dialogue_id} must run 0..{len(ids) - 1}; Utterance_ID {gap} is missing",
-            path=path, line=entries[gap][0], field="Utterance_ID",
+            path=path,
+            line=entries[gap][0],
+            field="Utterance_ID",
         )
     return [e[2] for e in entries]
 
@@ -229,9 +237,7 @@ def _match(records: list[dict], path: Path, segments: dict[int, list[Segment]], 
     for i, record in enumerate(records):
         dialog = record["dialog"]
         prefix = range(min(_MATCH_PREFIX, len(dialog)))
-        candidates = [
-            d for d in by_length.get(len(dialog), []) if all(dialog[k]["text"].startswith(segments[d][k].text) for k in prefix)
-        ]
+        candidates = [d for d in by_length.get(len(dialog), []) if all(dialog[k]["text"].startswith(segments[d][k].text) for k in prefix)]
         if not candidates and (error := _skipped_match(dialog, skipped)) is not None:
             raise DataError(
                 f"{error.reason} (this dialogue is {path.name} record #{i}: a val/test dialogue cannot be skipped, it would leak "
@@ -242,7 +248,9 @@ def _match(records: list[dict], path: Path, segments: dict[int, list[Segment]], 
             raise DataError(
                 f"dialogue matches {what} of MESC.csv by length ({len(dialog)}) and first utterances; each val/test "
                 "dialogue must match exactly one (it cannot be skipped: it would leak into train)",
-                path=path, record=f"#{i}", field="dialog",
+                path=path,
+                record=f"#{i}",
+                field="dialog",
             )
         matched.append(candidates[0])
     return matched
@@ -254,13 +262,17 @@ def _annotate(record: dict, segs: list[Segment], path: Path, i: int) -> list[Seg
     for k, (utterance, seg) in enumerate(zip(record["dialog"], segs)):
         where = {"path": path, "record": f"#{i}"}
         if not utterance["text"].startswith(seg.text):
-            raise DataError(f"text {utterance['text'][:40]!r} does not start with MESC.csv's {seg.text[:40]!r}", field=f"dialog[{k}].text", **where)
+            raise DataError(
+                f"text {utterance['text'][:40]!r} does not start with MESC.csv's {seg.text[:40]!r}", field=f"dialog[{k}].text", **where
+            )
         speaker = _JSON_SPEAKERS[utterance["speaker"]]
         if speaker != ("therapist" if seg.strategy is not None else "client"):
             raise DataError(f"speaker {utterance['speaker']!r} disagrees with MESC.csv", field=f"dialog[{k}].speaker", **where)
         if normalise_emotion(utterance.get("emotion"), field=f"dialog[{k}].emotion", **where) != seg.emotion:
-            raise DataError(f"emotion {utterance.get('emotion')!r} disagrees with MESC.csv's {seg.emotion!r}", field=f"dialog[{k}].emotion", **where)
-        description = utterance["text"][len(seg.text):].strip()
+            raise DataError(
+                f"emotion {utterance.get('emotion')!r} disagrees with MESC.csv's {seg.emotion!r}", field=f"dialog[{k}].emotion", **where
+            )
+        description = utterance["text"][len(seg.text) :].strip()
         out.append(replace(seg, video_description=description or None))
     return out
 

@@ -90,9 +90,7 @@ _NAMES = {"client": "Client", "therapist": "Therapist"}
 _ROLES: dict[str, Speaker] = {"user": "client", "assistant": "therapist"}
 _ROLE_NAMES = {speaker: role for role, speaker in _ROLES.items()}
 _CLIENT_KEYS = ("get_emotion_user_most_recent", "get_cur_user_utt_vid_desc", "path_to_vid_user_most_recent")
-_LABELLED = re.compile(
-    r"\(\s*(?P<body>(?:user|assistant)\s+(?:emotion|strategy)\s*:[^()]*)\)\s*:(?P<text>.*)", re.DOTALL | re.IGNORECASE
-)
+_LABELLED = re.compile(r"\(\s*(?P<body>(?:user|assistant)\s+(?:emotion|strategy)\s*:[^()]*)\)\s*:(?P<text>.*)", re.DOTALL | re.IGNORECASE)
 _DESCRIBED = re.compile(
     r"\(\s*(?:user\s+emotion\s*:(?P<emotion>[^,()]*),\s*)?user\s+expres+t?ion\s*:(?P<text>.*)\)", re.DOTALL | re.IGNORECASE
 )
@@ -177,9 +175,7 @@ def _history(value: object, where: dict) -> str:
         raise DataError(f"expected a string of lines or a list of strings, got {_show(value)}", field="history_chat", **where)
     for k, line in enumerate(value.split("\n") if value else [], 1):
         if _parse_line(line) is None:
-            raise DataError(
-                f"history line {k} ({line[:40]!r}) must start with 'Client:' or 'Therapist:'", field="history_chat", **where
-            )
+            raise DataError(f"history line {k} ({line[:40]!r}) must start with 'Client:' or 'Therapist:'", field="history_chat", **where)
     return value
 
 
@@ -222,7 +218,8 @@ def _reference_turn(k: int, item: object, where: dict) -> tuple[Speaker, str, Hi
     if not (isinstance(item, dict) and item.get("role") in _ROLES and isinstance(item.get("content"), str)):
         raise DataError(
             f"history item {k} must be an object with role 'user' or 'assistant' and a string content, got {_show(item)}",
-            field="history_chat", **where,
+            field="history_chat",
+            **where,
         )
     role, content = item["role"], item["content"].strip()
     emotion = strategy = None
@@ -263,7 +260,8 @@ def _reference_parts(record: dict, where: dict) -> tuple[str, tuple[HistoryLabel
         raise DataError(
             f"the line has utt_user_most_recent (reference shape), so history_chat must be a list of "
             f"{{role, content}} objects, got {_show(items)}",
-            field="history_chat", **where,
+            field="history_chat",
+            **where,
         )
     turns = [_reference_turn(k, item, where) for k, item in enumerate(items, 1)]
     current = _flat(_text(record, "utt_user_most_recent", where))
@@ -287,7 +285,8 @@ def _sample(record: object, path: Path, line: int) -> tuple[str, MultiMoodSample
         raise DataError(
             "history_chat holds {role, content} objects as in the reference shape, but the line has no "
             "utt_user_most_recent (the current client utterance); add it, or write 'Client: ...' lines",
-            field="history_chat", **where,
+            field="history_chat",
+            **where,
         )
     needed = _REFERENCE_KEYS if shape == "reference" else list(MULTIMOOD_KEYS.values())
     missing = [key for key in needed if key not in record]
@@ -336,13 +335,17 @@ def _read(path: Path, report: LoadReport) -> list[tuple[int, MultiMoodSample]]:
             if first is not None and shape != first[0]:
                 raise DataError(
                     f"a {shape}-shape line, but line {first[1]} is {first[0]}-shape; one file holds one shape",
-                    path=path, line=line, field="utt_user_most_recent",
+                    path=path,
+                    line=line,
+                    field="utt_user_most_recent",
                 )
             key = (sample.dialogue_id, len(sample.history))
             if key in seen:
                 raise DataError(
                     f"duplicate sample: Dialogue_ID {key[0]!r} with {key[1]} history turns is also on line {seen[key]}",
-                    path=path, line=line, field="history_chat",
+                    path=path,
+                    line=line,
+                    field="history_chat",
                 )
         except DataError as err:
             report.fail(err)
@@ -393,9 +396,7 @@ def _reference_record(sample: MultiMoodSample) -> dict:
         "Emotion": sample.emotion,
         "Strategy": sample.strategy,
         "Dialogue_ID": sample.dialogue_id,
-        "history_chat": [
-            {"role": _ROLE_NAMES[speaker], "content": _content(speaker, text, labels)} for (speaker, text), labels in turns
-        ],
+        "history_chat": [{"role": _ROLE_NAMES[speaker], "content": _content(speaker, text, labels)} for (speaker, text), labels in turns],
         "path_to_vid_user_most_recent": list(sample.client_video_paths),
         "utt_user_most_recent": [current] if current else [],
         "get_emotion_user_most_recent": sample.client_emotion,
@@ -463,7 +464,9 @@ def _split_from_name(path: Path) -> Split:
     found = {_SPLIT_WORDS[word] for word in _SPLIT_RE.findall(path.stem.lower())}
     if len(found) != 1:
         what = "names no split" if not found else f"names several splits {sorted(found)}"
-        raise DataError(f"the file name {what}; give the split: --split train|val|test on the command line, split= in Python", path=path, field="split")
+        raise DataError(
+            f"the file name {what}; give the split: --split train|val|test on the command line, split= in Python", path=path, field="split"
+        )
     return found.pop()
 
 
@@ -504,7 +507,8 @@ def _rebuild(dialogue_id: str, entries: list[tuple[int, MultiMoodSample]], path:
             if k < n:
                 raise DataError(
                     f"history line {k + 1} disagrees with line {other_line} of the same dialogue: {text[:40]!r} vs {other[:40]!r}",
-                    field="history_chat", **where,
+                    field="history_chat",
+                    **where,
                 )
             raise DataError(
                 f"Utterance disagrees with history line {k + 1} of line {other_line}: {other[:40]!r}", field="Utterance", **where

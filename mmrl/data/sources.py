@@ -1,8 +1,8 @@
 """The one place that chooses dialogues: a path, a Corpus, a list of Dialogues, or the embedded demo corpus.
 
-    corpus = load_source("../shared/data/mesc")              # a Corpus (format detected)
-    train = load_dialogues(corpus, split="train")            # its train dialogues
-    demo = load_dialogues(None, split="val")                 # the embedded synthetic corpus's val dialogues
+corpus = load_source("../shared/data/mesc")              # a Corpus (format detected)
+train = load_dialogues(corpus, split="train")            # its train dialogues
+demo = load_dialogues(None, split="val")                 # the embedded synthetic corpus's val dialogues
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def load_source(data: DataSource | None = None, *, format: str | None = None, on
     return Corpus(dialogues=dialogues, format="dialogues", source="<list of Dialogue>")
 
 
-def load_dialogues(data: DataSource | None = None, *, format: str | None = None, split: str | None = "train", on_error: str = "raise") -> list[Dialogue]:
+def load_dialogues(
+    data: DataSource | None = None, *, format: str | None = None, split: str | None = "train", on_error: str = "raise"
+) -> list[Dialogue]:
     """The dialogues of ``split`` (None: all) of :func:`load_source`; a split the data lacks is a DataError naming those it holds."""
     corpus = load_source(data, format=format, on_error=on_error)
     if split is None:

@@ -375,9 +375,7 @@ def _voice(rng: np.random.Generator, emotion: str, identity: dict, n_samples: in
     v = _VOICES[emotion]
     t = np.arange(n_samples) / SAMPLE_RATE
     f0 = _jitter(rng, v.f0, 0.1) * identity["pitch"]
-    contour = sum(
-        np.sin(2 * np.pi * rng.uniform(0.4, 2.5) * t + rng.uniform(0, 2 * np.pi)) for _ in range(3)
-    ) / 3
+    contour = sum(np.sin(2 * np.pi * rng.uniform(0.4, 2.5) * t + rng.uniform(0, 2 * np.pi)) for _ in range(3)) / 3
     # intonation contour, a declination of 1 semitone/s, and a 7 Hz tremor
     semitones = _jitter(rng, v.range, 0.25) * contour - 1.0 * t + v.tremor * np.sin(2 * np.pi * 7.0 * t)
     pitch = f0 * 2.0 ** (semitones / 12)
@@ -474,9 +472,7 @@ def _therapist_emotion(rng: np.random.Generator) -> str:
 
 def _dialogue(index: int, seed: int, split: str, media_dir: Path) -> Dialogue:
     """Build dialogue ``index`` and write its client media; independent streams keep text and emotion apart."""
-    text_rng, emotion_rng, therapist_rng, media_rng = (
-        np.random.default_rng([seed, index, stream]) for stream in range(4)
-    )
+    text_rng, emotion_rng, therapist_rng, media_rng = (np.random.default_rng([seed, index, stream]) for stream in range(4))
     dialogue_id = f"synth-{index:04d}"
     problem_type = PROBLEM_TYPES[text_rng.integers(len(PROBLEM_TYPES))]
     problem = _PROBLEMS[problem_type]
@@ -564,9 +560,7 @@ def generate(out_dir: str | Path, *, n_dialogues: int = 40, seed: int = 0) -> Pa
     dialogues = [_dialogue(i, seed, splits[i], media_dir) for i in range(n_dialogues)]
     corpus_path = write_dialogues(out_dir / "corpus.jsonl", dialogues)
 
-    files = [corpus_path] + [
-        path for d in dialogues for t in d.turns for m in t.media for path in (m.audio_path, m.video_path) if path
-    ]
+    files = [corpus_path] + [path for d in dialogues for t in d.turns for m in t.media for path in (m.audio_path, m.video_path) if path]
     turns = [t for d in dialogues for t in d.turns]
     manifest = {
         "generator": "mmrl.data.synth",

@@ -53,8 +53,12 @@ def _eval(args: argparse.Namespace) -> None:
         check_output(args.out, inputs=[args.data], overwrite=args.overwrite, writes=("report.json", "report.md", "samples.jsonl"))
     prompts = _prompts(args)
     judge = _judge(args)
-    policy = load_eval_policy(spec, device=args.device, batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env, **_limits(args))
-    report, samples = evaluate(policy, prompts, max_new_tokens=args.max_new_tokens, judge=judge, bertscore_model=args.bertscore_model, progress=True)
+    policy = load_eval_policy(
+        spec, device=args.device, batch_size=args.batch_size, seed=args.seed, api_key_env=args.api_key_env, **_limits(args)
+    )
+    report, samples = evaluate(
+        policy, prompts, max_new_tokens=args.max_new_tokens, judge=judge, bertscore_model=args.bertscore_model, progress=True
+    )
     if args.out is not None:
         write_eval(report, samples, args.out)
     if args.json:
@@ -62,7 +66,10 @@ def _eval(args: argparse.Namespace) -> None:
     else:
         _print_summary([report])
     if args.out is not None:
-        print(f"report in {args.out / 'report.md'} (JSON: report.json, per-prompt outputs: samples.jsonl)", file=sys.stderr if args.json else sys.stdout)
+        print(
+            f"report in {args.out / 'report.md'} (JSON: report.json, per-prompt outputs: samples.jsonl)",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     _check_failures([report], args.max_failed_share)
 
 
@@ -136,20 +143,32 @@ def _count(text: str) -> int:
 
 def _shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", type=Path, default=None, help="a MESC directory, a synth directory or a .jsonl corpus (default: the embedded synthetic corpus)"
+        "--data",
+        type=Path,
+        default=None,
+        help="a MESC directory, a synth directory or a .jsonl corpus (default: the embedded synthetic corpus)",
     )
     parser.add_argument("--format", choices=DIALOGUE_FORMATS, default=None, help="data format (default: detected)")
     parser.add_argument("--split", choices=SPLITS, default="test", help="split whose therapist turns are the prompts (default: test)")
-    parser.add_argument("--predictor", type=Path, default=None, help="MultimodalPredictor checkpoint whose outputs go into the prompts (default: none)")
     parser.add_argument(
-        "--max-prompts", type=int, default=None, help="evaluate a random subset of this many prompts, the same for every policy with the same --seed"
+        "--predictor", type=Path, default=None, help="MultimodalPredictor checkpoint whose outputs go into the prompts (default: none)"
+    )
+    parser.add_argument(
+        "--max-prompts",
+        type=int,
+        default=None,
+        help="evaluate a random subset of this many prompts, the same for every policy with the same --seed",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the prompt subset and of the tiny policy's weights")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="most new tokens per completion (default 128)")
     parser.add_argument("--max-history-turns", type=int, default=16, help="newest history turns kept in each prompt (default 16)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate() call of a local model")
     parser.add_argument("--device", default="auto", help="device of local models: auto (cuda when available), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key of openai: policies (default OPENAI_API_KEY)")
+    parser.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key of openai: policies (default OPENAI_API_KEY)",
+    )
     parser.add_argument(
         "--judge", default=None, metavar="SPEC",
         help="also score the seven criteria with an LLM judge: openai:MODEL@URL, or a local chat model directory / cached hub id (default: local scorers only)",
@@ -157,10 +176,21 @@ def _shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge's API key")
     parser.add_argument("--timeout", type=_positive, default=None, metavar="SECONDS",
                         help="time limit of one HTTP attempt of openai: policies and the judge (default: 120 s policies, 60 s judge)")  # fmt: skip
-    parser.add_argument("--max-retries", type=_count, default=None, help="retries after a failed HTTP attempt (timeouts, connection errors, HTTP 408/409/429/5xx; default 3)")
-    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad data record, or skip it and count it in the report")
-    parser.add_argument("--bertscore-model", default=None, metavar="MODEL",
-                        help="BERTScore encoder, a hub id or directory, e.g. roberta-large as in MultiMood (default: the packaged all-MiniLM-L6-v2, offline)")
+    parser.add_argument(
+        "--max-retries",
+        type=_count,
+        default=None,
+        help="retries after a failed HTTP attempt (timeouts, connection errors, HTTP 408/409/429/5xx; default 3)",
+    )
+    parser.add_argument(
+        "--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad data record, or skip it and count it in the report"
+    )
+    parser.add_argument(
+        "--bertscore-model",
+        default=None,
+        metavar="MODEL",
+        help="BERTScore encoder, a hub id or directory, e.g. roberta-large as in MultiMood (default: the packaged all-MiniLM-L6-v2, offline)",
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON report(s) instead of a table")
     parser.add_argument("--overwrite", action="store_true", help="replace the reports of an earlier run in --out")
     parser.add_argument("--max-failed-share", type=float, default=0.1,
@@ -177,7 +207,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--policy", required=True, metavar="SPEC", help="the policy to evaluate (see above)")
     _shared(evaluate)
-    evaluate.add_argument("--out", type=Path, default=None, help="directory to write report.json, report.md and samples.jsonl (default: print only)")
+    evaluate.add_argument(
+        "--out", type=Path, default=None, help="directory to write report.json, report.md and samples.jsonl (default: print only)"
+    )
     evaluate.set_defaults(func=_eval)
 
     comparison = subparsers.add_parser(
@@ -187,5 +219,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     comparison.add_argument("--policies", required=True, metavar="SPEC,SPEC,...", help="comma-separated policy specs (see above)")
     _shared(comparison)
-    comparison.add_argument("--out", type=Path, required=True, help="directory for comparison.md/.csv/.png and one report folder per policy")
+    comparison.add_argument(
+        "--out", type=Path, required=True, help="directory for comparison.md/.csv/.png and one report folder per policy"
+    )
     comparison.set_defaults(func=_compare)

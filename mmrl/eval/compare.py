@@ -109,7 +109,9 @@ def build_prompts(
     targets = [(d.id, i) for d in dialogues for i in d.target_indices()]
     if not targets:
         found = sorted({d.split for d in corpus.dialogues})
-        raise DataError(f"no therapist turn to evaluate in split {split!r} (the data holds splits {found}); choose another --split", path=corpus.source)
+        raise DataError(
+            f"no therapist turn to evaluate in split {split!r} (the data holds splits {found}); choose another --split", path=corpus.source
+        )
     if max_prompts is not None and max_prompts < len(targets):
         keep = np.sort(np.random.default_rng(seed).choice(len(targets), size=max_prompts, replace=False))
         chosen = {targets[i] for i in keep}
@@ -258,9 +260,7 @@ def failed_share(report: Mapping[str, Any]) -> float:
 
 def _meteor_note() -> str:
     if metrics.meteor_matching() == "exact+stem":
-        return (
-            "WordNet data not found (no PyPI package ships it; nltk.download('wordnet') adds it): METEOR matches exact words and Porter stems only, no synonyms"
-        )
+        return "WordNet data not found (no PyPI package ships it; nltk.download('wordnet') adds it): METEOR matches exact words and Porter stems only, no synonyms"
     return "nltk METEOR with exact, Porter-stem and WordNet-synonym matching"
 
 
@@ -358,7 +358,9 @@ def compare(
     for n, spec in enumerate(parsed, 1):
         policy = load_eval_policy(spec, device=device, batch_size=batch_size, seed=seed, api_key_env=api_key_env, timeout_s=timeout_s,
                                   max_retries=max_retries)  # fmt: skip
-        report, samples = evaluate(policy, prompts, max_new_tokens=max_new_tokens, judge=judge, bertscore_model=bertscore_model, progress=progress)
+        report, samples = evaluate(
+            policy, prompts, max_new_tokens=max_new_tokens, judge=judge, bertscore_model=bertscore_model, progress=progress
+        )
         write_eval(report, samples, Path(out_dir) / f"{n}-{slug(spec.text)}")
         reports.append(report)
         del policy

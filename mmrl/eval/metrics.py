@@ -106,7 +106,10 @@ def component_scores(parsed: Sequence[ParsedOutput], contexts: Sequence[Context]
     """
     if len(parsed) != len(contexts):
         raise ValueError(f"got {len(parsed)} outputs but {len(contexts)} contexts")
-    return {task: classification_scores([getattr(c, gold) for c in contexts], [getattr(p, field) for p in parsed]) for task, field, gold in COMPONENT_TASKS}
+    return {
+        task: classification_scores([getattr(c, gold) for c in contexts], [getattr(p, field) for p in parsed])
+        for task, field, gold in COMPONENT_TASKS
+    }
 
 
 # ----- text overlap with the reference replies -----
@@ -184,7 +187,9 @@ def text_scores(replies: Sequence[str], references: Sequence[str]) -> dict[str, 
     return out
 
 
-def bertscore_f1(replies: Sequence[str], references: Sequence[str], *, model_type: str | None = None, num_layers: int | None = None) -> float | None:
+def bertscore_f1(
+    replies: Sequence[str], references: Sequence[str], *, model_type: str | None = None, num_layers: int | None = None
+) -> float | None:
     """Mean BERTScore F1 (0-1) of ``replies`` against ``references``; None without pairs.
 
     ``model_type`` None: :data:`BERTSCORE_DEFAULT`; else any encoder ``bert-score`` accepts (a hub id or a

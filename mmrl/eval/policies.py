@@ -53,7 +53,9 @@ def parse_policy_spec(spec: str) -> PolicySpec:
     if spec.startswith(_OPENAI):
         model, at, url = spec[len(_OPENAI) :].rpartition("@")
         if not at or not model or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"policy spec {spec!r}: expected openai:MODEL@URL with an http(s) URL, e.g. openai:gpt-4o-mini@https://api.openai.com/v1")
+            raise ConfigError(
+                f"policy spec {spec!r}: expected openai:MODEL@URL with an http(s) URL, e.g. openai:gpt-4o-mini@https://api.openai.com/v1"
+            )
         return PolicySpec(spec, "openai", model, url.rstrip("/"))
     path = Path(spec)
     if path.is_dir() and not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
@@ -140,8 +142,14 @@ class OpenAIPolicy:
 
 
 def load_eval_policy(
-    spec: str | PolicySpec, *, device: str = "auto", batch_size: int = 8, seed: int = 0, api_key_env: str | None = "OPENAI_API_KEY",
-    timeout_s: float = 120.0, max_retries: int = 3,
+    spec: str | PolicySpec,
+    *,
+    device: str = "auto",
+    batch_size: int = 8,
+    seed: int = 0,
+    api_key_env: str | None = "OPENAI_API_KEY",
+    timeout_s: float = 120.0,
+    max_retries: int = 3,
 ) -> EvalPolicy:
     """The policy of ``spec`` (see the module docstring): an :class:`HFPolicy` or an :class:`OpenAIPolicy` (``timeout_s`` per
     HTTP attempt, ``max_retries`` after the first)."""

@@ -119,7 +119,9 @@ def comparison_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
     for title, keys in sections:
         lines += [f"## {title}", ""]
         lines += _table(["figure", *names], [[key.split("/", 1)[1], *(row.get(key) for row in rows)] for key in keys])
-    lines.append(f"METEOR matching: {first['meta'].get('meteor_matching')} ({first['meta'].get('meteor_note')}). BERTScore: {first['meta'].get('bertscore')}.")
+    lines.append(
+        f"METEOR matching: {first['meta'].get('meteor_matching')} ({first['meta'].get('meteor_note')}). BERTScore: {first['meta'].get('bertscore')}."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -150,7 +152,9 @@ def comparison_plot(reports: Sequence[Mapping[str, Any]], path: str | os.PathLik
         for n, row in enumerate(rows):
             values = [np.nan if row.get(k) is None else float(row[k]) for k in keys]
             ax.bar(x + (n - (len(rows) - 1) / 2) * width, values, width, label=row["policy"])
-        ax.set_xticks(x, [k.split("/", 1)[1].replace("/mean", "").replace("components/", "") for k in keys], rotation=35, ha="right", fontsize=8)
+        ax.set_xticks(
+            x, [k.split("/", 1)[1].replace("/mean", "").replace("components/", "") for k in keys], rotation=35, ha="right", fontsize=8
+        )
         ax.set_ylim(0, 1)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)

@@ -45,7 +45,9 @@ def prompt_rows(
         targets = dialogue.target_indices()[:1] if first_only else dialogue.target_indices()
         if not targets:
             continue
-        predicted = [None] * len(targets) if predictor is None else [c.probabilities() for c in predictor.predict([(dialogue, i) for i in targets])]
+        predicted = (
+            [None] * len(targets) if predictor is None else [c.probabilities() for c in predictor.predict([(dialogue, i) for i in targets])]
+        )
         for index, probabilities in zip(targets, predicted):
             context = Context.from_dialogue(dialogue, index, probabilities)
             rows.append(
@@ -79,7 +81,9 @@ def prompt_dataset(
     evaluation dataset. The history budget arguments go to ``render_messages``.
     """
     if training and split != "train":
-        raise SplitLeakError(f"an RL training dataset takes the train split, got split={split!r}; for an evaluation dataset pass training=False (`mmrl env prompts --eval` on the command line)")
+        raise SplitLeakError(
+            f"an RL training dataset takes the train split, got split={split!r}; for an evaluation dataset pass training=False (`mmrl env prompts --eval` on the command line)"
+        )
     dialogues, predictor = _source(data, format, split, predictor)
     if training:
         require_train(dialogues, purpose="an RL training prompt dataset")
@@ -91,11 +95,15 @@ def prompt_dataset(
     return Dataset.from_list(rows)
 
 
-def _source(data: Any, format: str | None, split: str, predictor: EmotionPredictor | None) -> tuple[list[Dialogue], EmotionPredictor | None]:
+def _source(
+    data: Any, format: str | None, split: str, predictor: EmotionPredictor | None
+) -> tuple[list[Dialogue], EmotionPredictor | None]:
     env = getattr(data, "unwrapped", None)
     if env is not None:  # a Gymnasium env over dialogues
         if not (hasattr(env, "dialogues") and hasattr(env, "predictor")):
-            raise ConfigError(f"data is a {type(env).__name__}, an env without dialogues and a predictor; pass a CounselingEnv, a Corpus, a path or a list of Dialogue")
+            raise ConfigError(
+                f"data is a {type(env).__name__}, an env without dialogues and a predictor; pass a CounselingEnv, a Corpus, a path or a list of Dialogue"
+            )
         if format is not None:
             raise ConfigError("format= applies to a path, not to an env; drop it")
         return list(env.dialogues), predictor if predictor is not None else env.predictor

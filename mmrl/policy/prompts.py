@@ -1,9 +1,9 @@
 """The policy's structured output: one block of labelled lines the rewards and evaluation parse.
 
-    Client emotion: sadness
-    Therapist emotion: neutral
-    Strategy: Restatement
-    Reply: It sounds like the last week has been really hard.
+Client emotion: sadness
+Therapist emotion: neutral
+Strategy: Restatement
+Reply: It sounds like the last week has been really hard.
 """
 
 from __future__ import annotations
@@ -77,7 +77,11 @@ def parse_output(text: str) -> ParsedOutput:
             reply_lines.append(line)
     errors = []
     values: dict[str, str | None] = {}
-    for key, normalise in (("client emotion", normalise_emotion), ("therapist emotion", normalise_emotion), ("strategy", normalise_strategy)):
+    for key, normalise in (
+        ("client emotion", normalise_emotion),
+        ("therapist emotion", normalise_emotion),
+        ("strategy", normalise_strategy),
+    ):
         if key not in found:
             errors.append(f"missing '{key}' line")
             values[key] = None

@@ -33,8 +33,12 @@ def gold_labels(items: Sequence[Item]) -> dict[str, np.ndarray]:
     for dialogue, index in items:
         _, client, target = dialogue.context_at(index)
         where = {"record": f"{dialogue.id} turn {index}"}
-        columns["client_emotion"].append(label_index(client.emotion if client else None, TASK_LABELS["client_emotion"], field="client emotion", **where))
-        columns["therapist_emotion"].append(label_index(target.emotion, TASK_LABELS["therapist_emotion"], field="therapist emotion", **where))
+        columns["client_emotion"].append(
+            label_index(client.emotion if client else None, TASK_LABELS["client_emotion"], field="client emotion", **where)
+        )
+        columns["therapist_emotion"].append(
+            label_index(target.emotion, TASK_LABELS["therapist_emotion"], field="therapist emotion", **where)
+        )
         columns["strategy"].append(label_index(target.strategy, STRATEGIES, field="strategy", **where))
     return {task: np.array(ids, dtype=np.int64) for task, ids in columns.items()}
 
@@ -98,11 +102,15 @@ class TfidfBaseline:
             candidates = self.grid if val_features is not None else [(1.0, None)]
             best = None
             for c, weight in candidates:
-                model = LogisticRegression(C=c, class_weight=weight, max_iter=2000, random_state=self.seed).fit(features[known], labels[task][known])
+                model = LogisticRegression(C=c, class_weight=weight, max_iter=2000, random_state=self.seed).fit(
+                    features[known], labels[task][known]
+                )
                 score = 0.0
                 if val_features is not None:
                     val_known = val_labels[task] != IGNORE
-                    score = f1_score(val_labels[task][val_known], model.predict(val_features[val_known]), average="weighted", zero_division=0)
+                    score = f1_score(
+                        val_labels[task][val_known], model.predict(val_features[val_known]), average="weighted", zero_division=0
+                    )
                 if best is None or score > best[0]:
                     best = (score, model, {"C": c, "class_weight": weight})
             self.models[task], self.chosen[task] = best[1], best[2]
@@ -111,8 +119,7 @@ class TfidfBaseline:
     def predict(self, items: Sequence[Item]) -> dict[str, np.ndarray]:
         features = self._features(items)
         return {
-            task: np.full(len(items), model) if isinstance(model, int) else model.predict(features)
-            for task, model in self.models.items()
+            task: np.full(len(items), model) if isinstance(model, int) else model.predict(features) for task, model in self.models.items()
         }
 
 

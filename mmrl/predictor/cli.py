@@ -143,7 +143,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--data", type=Path, required=True, help="a MESC dir, synth dir, jsonl/MultiMood file or dir, or DFEW root")
         parser.add_argument("--format", choices=_FORMATS, default=None, help="default: detected")
         parser.add_argument("--media-dir", type=Path, default=None, help="MESC: directory of {Dialogue_ID}_{Utterance_ID}.mp4/.wav clips")
-        parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip it and count it (stderr)")
+        parser.add_argument(
+            "--on-error", choices=("raise", "skip"), default="raise", help="stop at a bad record, or skip it and count it (stderr)"
+        )
 
     train = actions.add_parser("train", help="train on the train split, early-stop on val, save a checkpoint")
     data_arguments(train)

@@ -32,7 +32,9 @@ class ConvCompressor(nn.Module):
     strategy; a turn may lack a label). With ``use_labels=False`` labels are ignored.
     """
 
-    def __init__(self, text_dim: int, d_model: int, *, max_turns: int = 32, memory_tokens: int = 4, use_labels: bool = True, dropout: float = 0.1) -> None:
+    def __init__(
+        self, text_dim: int, d_model: int, *, max_turns: int = 32, memory_tokens: int = 4, use_labels: bool = True, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.max_turns, self.memory_tokens, self.use_labels = max_turns, memory_tokens, use_labels
         self.text_proj = nn.Linear(text_dim, d_model)
@@ -41,9 +43,7 @@ class ConvCompressor(nn.Module):
         self.strategy = nn.Embedding(len(STRATEGIES) + 1, d_model)
         self.position = nn.Parameter(torch.zeros(max_turns, d_model))
         self.local = nn.Conv1d(d_model, d_model, kernel_size=3, padding=1)
-        self.downsample = nn.ModuleList(
-            nn.Conv1d(d_model, d_model, kernel_size=3, stride=2, padding=1) for _ in range(memory_tokens - 1)
-        )
+        self.downsample = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel_size=3, stride=2, padding=1) for _ in range(memory_tokens - 1))
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 

@@ -99,8 +99,13 @@ class PredictorConfig(YamlConfig):
     max_history_turns: int = field(default=32, metadata={"help": "history turns the compressor reads"})
     memory_tokens: int = field(default=4, metadata={"help": "memory tokens the history is compressed to"})
     history_labels: bool = field(default=True, metadata={"help": "add earlier turns' labels to the history"})
-    copy_strategies: int = field(default=1, metadata={"help": "earlier therapist strategies the strategy head may copy (0: none; needs history with labels)"})
-    dialogue_state: bool = field(default=True, metadata={"help": "linear path from dialogue-state cues (earlier strategies, counts, client-turn cues) to the strategy logits"})
+    copy_strategies: int = field(
+        default=1, metadata={"help": "earlier therapist strategies the strategy head may copy (0: none; needs history with labels)"}
+    )
+    dialogue_state: bool = field(
+        default=True,
+        metadata={"help": "linear path from dialogue-state cues (earlier strategies, counts, client-turn cues) to the strategy logits"},
+    )
 
     epochs: int = field(default=40, metadata={"help": "maximum epochs"})
     patience: int = field(default=6, metadata={"help": "early-stopping patience (epochs)"})
@@ -111,7 +116,9 @@ class PredictorConfig(YamlConfig):
     class_weight_power: float = field(default=0.5, metadata={"help": "0 = plain CE, 1 = balanced class weights"})
     focal_gamma: float = field(default=2.0, metadata={"help": "focal loss gamma"})
     label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy label smoothing"})
-    task_weights: list[float] = field(default_factory=lambda: [1.0, 0.5, 1.0], metadata={"help": "loss weights: client emotion, therapist emotion, strategy"})
+    task_weights: list[float] = field(
+        default_factory=lambda: [1.0, 0.5, 1.0], metadata={"help": "loss weights: client emotion, therapist emotion, strategy"}
+    )
     logit_adjustment: bool = field(default=True, metadata={"help": "tune post-hoc logit adjustment on validation"})
     seed: int = field(default=0, metadata={"help": "the run's one seed"})
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads"})
@@ -126,9 +133,7 @@ class PredictorConfig(YamlConfig):
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); change one of them")
         if self.memory_tokens < 1 or self.max_history_turns < self.memory_tokens:
-            raise ConfigError(
-                f"need 1 <= memory_tokens <= max_history_turns, got {self.memory_tokens} and {self.max_history_turns}"
-            )
+            raise ConfigError(f"need 1 <= memory_tokens <= max_history_turns, got {self.memory_tokens} and {self.max_history_turns}")
         if self.copy_strategies < 0:
             raise ConfigError(f"copy_strategies must be >= 0, got {self.copy_strategies}")
         if self.loss not in ("weighted_ce", "focal"):
@@ -136,7 +141,9 @@ class PredictorConfig(YamlConfig):
         if self.loss != "focal" and self.focal_gamma != 2.0:
             raise ConfigError("focal_gamma is only used with loss: focal; set loss: focal or drop focal_gamma")
         if len(self.task_weights) != 3 or any(w < 0 for w in self.task_weights) or not any(self.task_weights):
-            raise ConfigError(f"task_weights needs 3 non-negative weights (client emotion, therapist emotion, strategy), got {self.task_weights}")
+            raise ConfigError(
+                f"task_weights needs 3 non-negative weights (client emotion, therapist emotion, strategy), got {self.task_weights}"
+            )
         for name in ("dropout", "modality_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")

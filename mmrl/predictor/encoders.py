@@ -139,9 +139,9 @@ class TextEmbeddingCache:
         """``(len(texts), dim)`` float32 embeddings; new texts are encoded and saved to the cache."""
         missing = list(dict.fromkeys(t for t in texts if self.key(t) not in self._rows))
         if missing:
-            vectors = self.model.encode(
-                missing, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=show_progress
-            ).astype(np.float32)
+            vectors = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=show_progress).astype(
+                np.float32
+            )
             start = len(self._rows)
             self._vectors = vectors if not self._vectors.size else np.concatenate([self._vectors, vectors])
             self._rows.update({self.key(t): start + i for i, t in enumerate(missing)})
@@ -179,12 +179,24 @@ def log_mel(waveform: np.ndarray, sample_rate: int, *, n_mels: int = 64, target_
     if len(waveform) < n_fft:
         waveform = np.pad(waveform, (0, n_fft - len(waveform)))
     filters = mel_filter_bank(
-        num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
-        max_frequency=target_rate / 2, sampling_rate=target_rate, norm="slaney", mel_scale="slaney",
+        num_frequency_bins=n_fft // 2 + 1,
+        num_mel_filters=n_mels,
+        min_frequency=0.0,
+        max_frequency=target_rate / 2,
+        sampling_rate=target_rate,
+        norm="slaney",
+        mel_scale="slaney",
     )
     mel = spectrogram(
-        waveform, window_function(n_fft, "hann"), frame_length=n_fft, hop_length=hop, power=2.0,
-        mel_filters=filters, log_mel="log10", mel_floor=1e-10, center=True,
+        waveform,
+        window_function(n_fft, "hann"),
+        frame_length=n_fft,
+        hop_length=hop,
+        power=2.0,
+        mel_filters=filters,
+        log_mel="log10",
+        mel_floor=1e-10,
+        center=True,
     )
     return ((np.maximum(mel, -8.0) + 4.0) / 4.0).T.astype(np.float32)
 
@@ -209,14 +221,19 @@ class LogMelConvEncoder(nn.Module):
         super().__init__()
         self.n_mels, self.sample_rate, self.max_seconds = n_mels, sample_rate, max_seconds
         self.convs = nn.Sequential(
-            nn.Conv1d(n_mels, channels, 5, padding=2), nn.GELU(),
-            nn.Conv1d(channels, channels, 5, padding=2, stride=2), nn.GELU(),
-            nn.Conv1d(channels, channels, 5, padding=2, stride=2), nn.GELU(),
+            nn.Conv1d(n_mels, channels, 5, padding=2),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, 5, padding=2, stride=2),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, 5, padding=2, stride=2),
+            nn.GELU(),
         )
         self.proj = nn.Linear(2 * channels + 2 * n_mels, d_model)
 
     def featurize(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
-        return torch.from_numpy(log_mel(waveform, sample_rate, n_mels=self.n_mels, target_rate=self.sample_rate, max_seconds=self.max_seconds))
+        return torch.from_numpy(
+            log_mel(waveform, sample_rate, n_mels=self.n_mels, target_rate=self.sample_rate, max_seconds=self.max_seconds)
+        )
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``features`` ``(B, T, n_mels)`` zero-padded, ``lengths`` ``(B,)`` valid frames."""
@@ -296,7 +313,9 @@ class FrameCNNEncoder(nn.Module):
         def block(c_in: int, c_out: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.GELU())
 
-        self.cnn = nn.Sequential(block(3, channels // 2), block(channels // 2, channels), block(channels, channels), block(channels, channels))
+        self.cnn = nn.Sequential(
+            block(3, channels // 2), block(channels // 2, channels), block(channels, channels), block(channels, channels)
+        )
         self.proj = nn.Linear(2 * channels * 4, d_model)
 
     def featurize(self, frames: np.ndarray) -> torch.Tensor:

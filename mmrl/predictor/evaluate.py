@@ -29,7 +29,16 @@ from mmrl.predictor.baselines import (
 from mmrl.predictor.features import IGNORE
 from mmrl.predictor.model import ClipClassifier, MultimodalPredictor
 
-__all__ = ["METRICS", "evaluate_baselines", "evaluate_dfew", "evaluate_model", "evaluation_report", "items_of", "score_predictions", "task_metrics"]
+__all__ = [
+    "METRICS",
+    "evaluate_baselines",
+    "evaluate_dfew",
+    "evaluate_model",
+    "evaluation_report",
+    "items_of",
+    "score_predictions",
+    "task_metrics",
+]
 
 METRICS: tuple[str, ...] = ("accuracy", "weighted_f1", "macro_f1")
 
@@ -64,7 +73,9 @@ def evaluate_model(predictor: MultimodalPredictor, items: Sequence[Item], *, dro
     return score_predictions(gold_labels(items), {task: p.argmax(-1) for task, p in probabilities.items()})
 
 
-def evaluate_baselines(train: Sequence[Item], items: Sequence[Item], val: Sequence[Item] = (), *, max_history_turns: int = 32, seed: int = 0) -> dict:
+def evaluate_baselines(
+    train: Sequence[Item], items: Sequence[Item], val: Sequence[Item] = (), *, max_history_turns: int = 32, seed: int = 0
+) -> dict:
     """Fit the baselines on ``train`` (TF-IDF tuned on ``val``) and score them on ``items``."""
     gold = gold_labels(items)
     return {
@@ -78,7 +89,9 @@ def evaluation_report(predictor: MultimodalPredictor, train: Sequence[Item], ite
     """The eval JSON: the model and the baselines on ``items``."""
     return {
         "model": evaluate_model(predictor, items),
-        "baselines": evaluate_baselines(train, items, val, max_history_turns=predictor.config.max_history_turns, seed=predictor.config.seed),
+        "baselines": evaluate_baselines(
+            train, items, val, max_history_turns=predictor.config.max_history_turns, seed=predictor.config.seed
+        ),
     }
 
 

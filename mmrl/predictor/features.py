@@ -23,7 +23,20 @@ from mmrl.labels import EMOTIONS, STRATEGIES
 from mmrl.predictor.config import PredictorConfig
 from mmrl.predictor.encoders import TextEmbeddingCache
 
-__all__ = ["CLIENT_STATE_DIM", "HISTORY_STATE_DIM", "IGNORE", "STATE_DIM", "Batch", "Example", "FeatureSet", "Featurizer", "client_state", "collate", "history_state", "label_index"]
+__all__ = [
+    "CLIENT_STATE_DIM",
+    "HISTORY_STATE_DIM",
+    "IGNORE",
+    "STATE_DIM",
+    "Batch",
+    "Example",
+    "FeatureSet",
+    "Featurizer",
+    "client_state",
+    "collate",
+    "history_state",
+    "label_index",
+]
 
 #: Label id of an unknown label (ignored by the loss and the metrics).
 IGNORE = -100
@@ -181,7 +194,9 @@ class Featurizer:
             return -1 if text is None else texts.setdefault(text, len(texts))
 
         with threadpool_limits(limits=1):  # tiny BLAS calls per clip: threads only spin on a shared CPU
-            examples = [self._example(dialogue, index, row) for dialogue, index in tqdm(items, desc=description, disable=not progress, leave=False)]
+            examples = [
+                self._example(dialogue, index, row) for dialogue, index in tqdm(items, desc=description, disable=not progress, leave=False)
+            ]
         table = self.text_cache.embed(list(texts), show_progress=progress)
         table = np.concatenate([table, np.zeros((1, table.shape[1] if table.size else self.text_cache.dim), np.float32)])
         return FeatureSet(examples, torch.from_numpy(table))
@@ -221,10 +236,14 @@ class Featurizer:
             video=self._video(client, where) if client is not None and "video" in modalities else None,
             labels=labels,
             n_history_turns=len(history),
-            state=np.concatenate([
-                history_state(history, self.config.history_labels) if "history" in modalities else np.zeros(HISTORY_STATE_DIM, np.float32),
-                client_state(client) if "text" in modalities else np.zeros(CLIENT_STATE_DIM, np.float32),
-            ]),
+            state=np.concatenate(
+                [
+                    history_state(history, self.config.history_labels)
+                    if "history" in modalities
+                    else np.zeros(HISTORY_STATE_DIM, np.float32),
+                    client_state(client) if "text" in modalities else np.zeros(CLIENT_STATE_DIM, np.float32),
+                ]
+            ),
         )
 
     def _audio(self, turn: Turn, where: dict) -> torch.Tensor | None:
@@ -252,7 +271,9 @@ class Featurizer:
         if not clips:
             return None
         if len({clip.shape[1:] for clip in clips}) > 1:
-            raise DataError(f"the turn's video segments differ in frame size: {[clip.shape[1:3] for clip in clips]}", field="video", **where)
+            raise DataError(
+                f"the turn's video segments differ in frame size: {[clip.shape[1:3] for clip in clips]}", field="video", **where
+            )
         return self.video_encoder.featurize(np.concatenate(clips))
 
 
@@ -260,7 +281,9 @@ def _read(reader, path, field: str, where: dict):
     try:
         return reader(path, field=field)
     except DataError as err:
-        raise DataError(f"{err.reason} (client turn's {field}; drop '{field}' from modalities to train without it)", path=err.path, field=field, **where) from err
+        raise DataError(
+            f"{err.reason} (client turn's {field}; drop '{field}' from modalities to train without it)", path=err.path, field=field, **where
+        ) from err
 
 
 def _pad(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

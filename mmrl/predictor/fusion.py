@@ -23,13 +23,24 @@ class ModalityFusion(nn.Module):
     ``modality_dropout`` (all its tokens together), so the model learns to do without any of them.
     """
 
-    def __init__(self, modalities: list[str], d_model: int, *, n_heads: int = 4, n_layers: int = 2, dropout: float = 0.1, modality_dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        modalities: list[str],
+        d_model: int,
+        *,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dropout: float = 0.1,
+        modality_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.modalities = list(modalities)
         self.modality_dropout = modality_dropout
         self.type_embedding = nn.ParameterDict({m: nn.Parameter(torch.randn(d_model) * 0.02) for m in self.modalities})
         self.fusion_token = nn.Parameter(torch.randn(d_model) * 0.02)
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
 

@@ -68,25 +68,48 @@ class PredictorNetwork(nn.Module):
         self.text_proj = text_projection() if "text" in modalities else None
         self.description_proj = text_projection() if "description" in modalities else None
         self.audio_encoder = (
-            build_audio_encoder(config.audio_encoder, d, n_mels=config.n_mels, sample_rate=config.sample_rate, max_seconds=config.max_audio_seconds)
-            if "audio" in modalities else None
+            build_audio_encoder(
+                config.audio_encoder, d, n_mels=config.n_mels, sample_rate=config.sample_rate, max_seconds=config.max_audio_seconds
+            )
+            if "audio" in modalities
+            else None
         )
         self.video_encoder = (
             build_video_encoder(config.video_encoder, d, n_frames=config.n_frames, frame_size=config.frame_size)
-            if "video" in modalities else None
+            if "video" in modalities
+            else None
         )
         self.compressor = (
-            ConvCompressor(text_dim, d, max_turns=config.max_history_turns, memory_tokens=config.memory_tokens, use_labels=config.history_labels, dropout=config.dropout)
-            if "history" in modalities else None
+            ConvCompressor(
+                text_dim,
+                d,
+                max_turns=config.max_history_turns,
+                memory_tokens=config.memory_tokens,
+                use_labels=config.history_labels,
+                dropout=config.dropout,
+            )
+            if "history" in modalities
+            else None
         )
-        self.fusion = ModalityFusion(modalities, d, n_heads=config.n_heads, n_layers=config.n_layers, dropout=config.dropout, modality_dropout=config.modality_dropout)
-        self.heads = nn.ModuleDict({task: nn.Sequential(nn.Dropout(config.dropout), nn.Linear(d, len(TASK_LABELS[task]))) for task in TASKS})
+        self.fusion = ModalityFusion(
+            modalities,
+            d,
+            n_heads=config.n_heads,
+            n_layers=config.n_layers,
+            dropout=config.dropout,
+            modality_dropout=config.modality_dropout,
+        )
+        self.heads = nn.ModuleDict(
+            {task: nn.Sequential(nn.Dropout(config.dropout), nn.Linear(d, len(TASK_LABELS[task]))) for task in TASKS}
+        )
         # Wide path: the dialogue-state cues (earlier strategies, counts, client-turn surface cues) straight into the strategy logits.
         self.state_head = nn.Linear(STATE_DIM, len(TASK_LABELS["strategy"])) if config.dialogue_state else None
         copies = config.copy_strategies and "history" in modalities and config.history_labels
         self.copy_gate = nn.Linear(d, config.copy_strategies + 1) if copies else None
         # Post-hoc logit adjustment (-tau * log prior), tuned on validation after training; zero while training.
-        self.logit_adjustment = nn.ParameterDict({task: nn.Parameter(torch.zeros(len(TASK_LABELS[task])), requires_grad=False) for task in TASKS})
+        self.logit_adjustment = nn.ParameterDict(
+            {task: nn.Parameter(torch.zeros(len(TASK_LABELS[task])), requires_grad=False) for task in TASKS}
+        )
 
     def tokens(self, batch: Batch, drop: Iterable[str] = ()) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{modality: (tokens (B, n, d), present (B, n))}`` for the modalities in use and not dropped."""
@@ -101,7 +124,9 @@ class PredictorNetwork(nn.Module):
         if self.video_encoder is not None and "video" not in drop and batch.video is not None:
             out["video"] = self.video_encoder(batch.video).unsqueeze(1), batch.video_present.unsqueeze(1)
         if self.compressor is not None and "history" not in drop:
-            out["history"] = self.compressor(batch.history_text, batch.history_speaker, batch.history_emotion, batch.history_strategy, batch.history_present)
+            out["history"] = self.compressor(
+                batch.history_text, batch.history_speaker, batch.history_emotion, batch.history_strategy, batch.history_present
+            )
         return out
 
     def forward(self, batch: Batch, drop: Iterable[str] = ()) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -151,7 +176,9 @@ class MultimodalPredictor:
     MESC val/test.
     """
 
-    def __init__(self, config: PredictorConfig, network: PredictorNetwork, *, text_dim: int, trained_modalities: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, config: PredictorConfig, network: PredictorNetwork, *, text_dim: int, trained_modalities: Sequence[str] | None = None
+    ) -> None:
         self.config = config
         self.network = network
         self.text_dim = text_dim
@@ -181,7 +208,9 @@ class MultimodalPredictor:
         return [m for m in self.config.modalities if m not in self.trained_modalities]
 
     @torch.no_grad()
-    def predict_features(self, features: FeatureSet, *, drop: Iterable[str] = (), batch_size: int = 256) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def predict_features(
+        self, features: FeatureSet, *, drop: Iterable[str] = (), batch_size: int = 256
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Probabilities ``{task: (N, classes)}`` and fused embeddings ``(N, d_model)`` of a feature set."""
         self.network.eval()
         drop = set(drop) | set(self.untrained_modalities)
@@ -193,20 +222,26 @@ class MultimodalPredictor:
                 probabilities[task].append(torch.softmax(logits[task], -1).numpy())
             embeddings.append(embedding.numpy())
         if not embeddings:
-            return {task: np.zeros((0, len(TASK_LABELS[task])), np.float32) for task in TASKS}, np.zeros((0, self.config.d_model), np.float32)
+            return {task: np.zeros((0, len(TASK_LABELS[task])), np.float32) for task in TASKS}, np.zeros(
+                (0, self.config.d_model), np.float32
+            )
         return {task: np.concatenate(p) for task, p in probabilities.items()}, np.concatenate(embeddings)
 
     def predict(self, items: Sequence[tuple[Dialogue, int]], *, drop: Iterable[str] = ()) -> list[Components]:
         """Components for each (dialogue, target therapist-turn index); ``drop`` hides modalities."""
         probabilities, embeddings = self.predict_features(self.featurizer.build(items), drop=drop)
-        return [
-            Components(*(probabilities[task][i] for task in TASKS), embedding=embeddings[i]) for i in range(len(embeddings))
-        ]
+        return [Components(*(probabilities[task][i] for task in TASKS), embedding=embeddings[i]) for i in range(len(embeddings))]
 
     def save(self, directory: str | Path, **extra) -> Path:
         return save_checkpoint(
-            directory, "dialogue", self.config, self.network,
-            text_dim=self.text_dim, trained_modalities=self.trained_modalities, labels={task: list(TASK_LABELS[task]) for task in TASKS}, **extra,
+            directory,
+            "dialogue",
+            self.config,
+            self.network,
+            text_dim=self.text_dim,
+            trained_modalities=self.trained_modalities,
+            labels={task: list(TASK_LABELS[task]) for task in TASKS},
+            **extra,
         )
 
     @classmethod
@@ -231,7 +266,9 @@ class ClipClassifier(nn.Module):
     def __init__(self, config: PredictorConfig) -> None:
         super().__init__()
         self.config = config
-        self.video_encoder = build_video_encoder(config.video_encoder, config.d_model, n_frames=config.n_frames, frame_size=config.frame_size)
+        self.video_encoder = build_video_encoder(
+            config.video_encoder, config.d_model, n_frames=config.n_frames, frame_size=config.frame_size
+        )
         self.head = nn.Sequential(nn.GELU(), nn.Dropout(config.dropout), nn.Linear(config.d_model, len(DFEW_CLASSES)))
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
@@ -240,7 +277,10 @@ class ClipClassifier(nn.Module):
     def clip_tensors(self, clips: Sequence[DfewClip], *, progress: bool = False) -> torch.Tensor:
         """Decode and featurize clips once: ``(N, n_frames, 3, H, W)``."""
         return torch.stack(
-            [self.video_encoder.featurize(read_video(c.video_path, field="video")[0]) for c in tqdm(clips, desc="clips", disable=not progress, leave=False)]
+            [
+                self.video_encoder.featurize(read_video(c.video_path, field="video")[0])
+                for c in tqdm(clips, desc="clips", disable=not progress, leave=False)
+            ]
         )
 
     @torch.no_grad()
@@ -256,7 +296,9 @@ class ClipClassifier(nn.Module):
     def load(cls, directory: str | Path) -> ClipClassifier:
         meta, config, weights = read_checkpoint(directory, "dfew")
         if meta.get("labels", {}).get("dfew") != list(DFEW_CLASSES):
-            raise ConfigError(f"{Path(directory) / _CONFIG}: the checkpoint's DFEW classes {meta.get('labels')} differ from mmrl's {list(DFEW_CLASSES)}")
+            raise ConfigError(
+                f"{Path(directory) / _CONFIG}: the checkpoint's DFEW classes {meta.get('labels')} differ from mmrl's {list(DFEW_CLASSES)}"
+            )
         model = cls(config)
         _load_weights(model, weights, Path(directory))
         return model

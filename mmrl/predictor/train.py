@@ -91,7 +91,9 @@ def _fit(
 ) -> dict:
     """The epoch loop shared by both trainers: AdamW, gradient clipping, early stopping on ``validate``."""
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [p for p in module.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     best = {"score": -float("inf"), "epoch": 0, "metrics": {}}
     best_state = copy.deepcopy(module.state_dict())
     history = []
@@ -115,7 +117,13 @@ def _fit(
         if epoch - best["epoch"] >= config.patience:
             break
     module.load_state_dict(best_state)
-    return {"best_epoch": best["epoch"], "best_val_score": best["score"], "val_metrics": best["metrics"], "epochs_run": len(history), "history": history}
+    return {
+        "best_epoch": best["epoch"],
+        "best_val_score": best["score"],
+        "val_metrics": best["metrics"],
+        "epochs_run": len(history),
+        "history": history,
+    }
 
 
 def tune_logit_adjustment(predictor: MultimodalPredictor, val: FeatureSet, train_labels: np.ndarray) -> dict[str, float]:
@@ -164,7 +172,9 @@ def train_predictor(
     text_cache = TextEmbeddingCache(config.text_model, Path(config.cache_dir).expanduser())
     predictor = MultimodalPredictor.build(config, text_cache)
     network = predictor.network
-    train_set = Featurizer(config, text_cache, network.audio_encoder, network.video_encoder).build(train_items, progress=progress, description="train features")
+    train_set = Featurizer(config, text_cache, network.audio_encoder, network.video_encoder).build(
+        train_items, progress=progress, description="train features"
+    )
     predictor.trained_modalities = [m for m in config.modalities if m in train_set.modalities_present()]
     val_set = predictor.featurizer.build(val_items, progress=progress, description="val features")
     features_s = time.perf_counter() - started
@@ -203,7 +213,9 @@ def train_predictor(
 # --------------------------------------------------------------------------------------------
 
 
-def _train_clip_classifier(config: PredictorConfig, fit_clips: Sequence[DfewClip], val_clips: Sequence[DfewClip], progress: bool, description: str) -> tuple[ClipClassifier, dict]:
+def _train_clip_classifier(
+    config: PredictorConfig, fit_clips: Sequence[DfewClip], val_clips: Sequence[DfewClip], progress: bool, description: str
+) -> tuple[ClipClassifier, dict]:
     """Fit a :class:`ClipClassifier`, early-stopping on validation cross-entropy (smoother than accuracy on few clips)."""
     model = ClipClassifier(config)
     x_fit, x_val = (model.clip_tensors(clips, progress=progress) for clips in (fit_clips, val_clips))
@@ -217,11 +229,27 @@ def _train_clip_classifier(config: PredictorConfig, fit_clips: Sequence[DfewClip
         predicted = logits.argmax(-1).numpy()
         return -F.cross_entropy(logits, y_val).item(), {"uar": uar(y_val.numpy(), predicted), "war": war(y_val.numpy(), predicted)}
 
-    summary = _fit(model, config, len(fit_clips), lambda idx: task_loss(model(x_fit[idx]), y_fit[idx], weights, config), validate, progress, description)
+    summary = _fit(
+        model,
+        config,
+        len(fit_clips),
+        lambda idx: task_loss(model(x_fit[idx]), y_fit[idx], weights, config),
+        validate,
+        progress,
+        description,
+    )
     return model, summary
 
 
-def train_dfew(config: PredictorConfig, root: str | Path, out_dir: str | Path, *, folds: Sequence[int] = DFEW_FOLDS, val_fraction: float = 0.1, progress: bool = True) -> dict:
+def train_dfew(
+    config: PredictorConfig,
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    folds: Sequence[int] = DFEW_FOLDS,
+    val_fraction: float = 0.1,
+    progress: bool = True,
+) -> dict:
     """Train one :class:`ClipClassifier` per fold (early stopping on a held-out ``val_fraction`` of
     the fold's train clips), save ``out_dir/fold{k}``, and return UAR/WAR on each fold's test clips."""
     if not 0 < val_fraction < 1:
@@ -241,7 +269,12 @@ def train_dfew(config: PredictorConfig, root: str | Path, out_dir: str | Path, *
         model, summary = _train_clip_classifier(config, fit_clips, val_clips, progress, f"dfew fold {fold}")
         predicted = [DFEW_CLASSES[i] for i in model.predict_clips(model.clip_tensors(test_clips, progress=progress))]
         gold = [c.label for c in test_clips]
-        results[str(fold)] = {"uar": uar(gold, predicted), "war": war(gold, predicted), "test_clips": len(test_clips), "best_epoch": summary["best_epoch"]}
+        results[str(fold)] = {
+            "uar": uar(gold, predicted),
+            "war": war(gold, predicted),
+            "test_clips": len(test_clips),
+            "best_epoch": summary["best_epoch"],
+        }
         model.save(out_dir / f"fold{fold}", fold=fold, test_metrics=results[str(fold)])
     report = {"folds": results, "mean": {k: float(np.mean([r[k] for r in results.values()])) for k in ("uar", "war")}}
     (out_dir / "dfew_metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

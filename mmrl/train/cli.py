@@ -30,9 +30,13 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _run(config: RunConfig, args: argparse.Namespace) -> RunResult:
     """``config``'s run: on Ray Train workers with ``--num-workers``, else in this process."""
     if args.num_workers is None:
-        given = [flag for flag, value in (("--use-gpu", args.use_gpu), ("--deepspeed", args.deepspeed), ("--address", args.address)) if value]
+        given = [
+            flag for flag, value in (("--use-gpu", args.use_gpu), ("--deepspeed", args.deepspeed), ("--address", args.address)) if value
+        ]
         if given:
-            raise ConfigError(f"{', '.join(given)} apply to a Ray Train run: add --num-workers K (K workers), or leave them out for a local run")
+            raise ConfigError(
+                f"{', '.join(given)} apply to a Ray Train run: add --num-workers K (K workers), or leave them out for a local run"
+            )
         from mmrl.train.config import SFTRunConfig
         from mmrl.train.rl import run_rl
         from mmrl.train.sft import run_sft
@@ -65,7 +69,9 @@ def _train(args: argparse.Namespace) -> None:
     evaluation = result.evaluation or {}
     if evaluation.get("reward") is not None:
         scores = ", ".join(f"{name} {c['mean']:.3f}" for name, c in evaluation["components"].items() if c["mean"] is not None)
-        print(f"val ({evaluation['prompts']} prompts): reward {evaluation['reward']:.3f}; {scores}; parse rate {evaluation['parse_rate']:.2f}")
+        print(
+            f"val ({evaluation['prompts']} prompts): reward {evaluation['reward']:.3f}; {scores}; parse rate {evaluation['parse_rate']:.2f}"
+        )
     print(
         f"{config.algorithm.upper()} finished {_where(result)}: policy in {result.model_dir}; "
         f"val scores in {result.output_dir / EVAL_FILE}; checkpoints and TensorBoard logs in {result.output_dir}"
@@ -75,17 +81,29 @@ def _train(args: argparse.Namespace) -> None:
 def _add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument("--config", type=Path, required=True, help=f"YAML with {example}")
     parser.add_argument(
-        "--resume", action="store_true", help="continue from the last complete checkpoint in output_dir (same step count, optimizer and scheduler state)"
+        "--resume",
+        action="store_true",
+        help="continue from the last complete checkpoint in output_dir (same step count, optimizer and scheduler state)",
     )
     parser.add_argument(
-        "--force-resume", action="store_true", help="resume even though the config differs from the one the run started with (both are recorded)"
+        "--force-resume",
+        action="store_true",
+        help="resume even though the config differs from the one the run started with (both are recorded)",
     )
     parser.add_argument("--on-error", choices=("raise", "skip"), default=None,
                         help="a bad data record stops the run, or is skipped and counted in summary.json (default: the config's on_error, raise)")  # fmt: skip
     ray = parser.add_argument_group("Ray Train (docs/cluster.md)")
-    ray.add_argument("--num-workers", type=int, default=None, metavar="K", help="run on K Ray Train workers, one trainer each; without it the run is local")
+    ray.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        metavar="K",
+        help="run on K Ray Train workers, one trainer each; without it the run is local",
+    )
     ray.add_argument("--use-gpu", action="store_true", help="one GPU per worker (default: one CPU per worker)")
-    ray.add_argument("--deepspeed", type=Path, default=None, metavar="JSON", help="DeepSpeed config, e.g. experiments/deepspeed/zero2.json or zero3.json")
+    ray.add_argument(
+        "--deepspeed", type=Path, default=None, metavar="JSON", help="DeepSpeed config, e.g. experiments/deepspeed/zero2.json or zero3.json"
+    )
     ray.add_argument("--address", default=None, help="an existing Ray cluster ('ray://head:10001' or 'auto'); default: a local Ray")
 
 

@@ -26,6 +26,7 @@ ALGORITHMS: dict[str, tuple[str, str]] = {"grpo": ("GRPOTrainer", "GRPOConfig"),
 GRPO_LOSS_TYPES: tuple[str, ...] = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 _REPORT_TO = ("none", "all", "tensorboard", "wandb", "mlflow", "comet_ml", "trackio", "clearml", "dvclive", "swanlab")
 
+
 def _positive_int(name: str, value: object, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -36,14 +37,24 @@ class RunConfig(YamlConfig):
     """Fields shared by :class:`SFTRunConfig` and :class:`RLRunConfig` (see their docstrings)."""
 
     # > Data
-    data: str | None = field(default=None, metadata={"help": "dialogue data path (mesc dir, synth dir, jsonl, multimood); null: the embedded synthetic corpus"})
+    data: str | None = field(
+        default=None, metadata={"help": "dialogue data path (mesc dir, synth dir, jsonl, multimood); null: the embedded synthetic corpus"}
+    )
     data_format: str | None = field(default=None, metadata={"help": "mesc | synth | jsonl | multimood; null: detected"})
-    on_error: str = field(default="raise", metadata={"help": "a bad data record stops the run (raise) or is skipped and counted in summary.json (skip)"})
-    predictor: str | None = field(default=None, metadata={"help": "MultimodalPredictor checkpoint whose outputs go into the prompts; null: none"})
-    max_history_tokens: int = field(default=1024, metadata={"help": "prompt history budget in policy tokens (whole turns are cut, oldest first)"})
+    on_error: str = field(
+        default="raise", metadata={"help": "a bad data record stops the run (raise) or is skipped and counted in summary.json (skip)"}
+    )
+    predictor: str | None = field(
+        default=None, metadata={"help": "MultimodalPredictor checkpoint whose outputs go into the prompts; null: none"}
+    )
+    max_history_tokens: int = field(
+        default=1024, metadata={"help": "prompt history budget in policy tokens (whole turns are cut, oldest first)"}
+    )
     # > Policy
     policy: str = field(default=DEFAULT_POLICY, metadata={"help": "'tiny', 'smollm2' (packaged), a local model directory or a hub id"})
-    lora: LoraSettings | None = field(default=None, metadata={"help": "LoRA adapter settings {r, alpha, dropout, target_modules}; null: full fine-tuning"})
+    lora: LoraSettings | None = field(
+        default=None, metadata={"help": "LoRA adapter settings {r, alpha, dropout, target_modules}; null: full fine-tuning"}
+    )
     dtype: str = field(default="float32", metadata={"help": "weights dtype: float32 | bfloat16 | float16"})
     # > Optimisation
     learning_rate: float = field(default=2e-5, metadata={"help": "AdamW learning rate"})
@@ -56,9 +67,13 @@ class RunConfig(YamlConfig):
     save_steps: int = field(default=50, metadata={"help": "checkpoint every N steps (a killed run loses at most N)"})
     save_total_limit: int | None = field(default=2, metadata={"help": "checkpoints kept (oldest deleted); null: all"})
     resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir"})
-    force_resume: bool = field(default=False, metadata={"help": "resume even where the config differs from the run's start (both are recorded)"})
+    force_resume: bool = field(
+        default=False, metadata={"help": "resume even where the config differs from the run's start (both are recorded)"}
+    )
     logging_steps: int = field(default=1, metadata={"help": "log metrics every N steps"})
-    report_to: list[str] = field(default_factory=lambda: ["tensorboard"], metadata={"help": "TRL/transformers report_to: tensorboard (default), wandb, none, ..."})
+    report_to: list[str] = field(
+        default_factory=lambda: ["tensorboard"], metadata={"help": "TRL/transformers report_to: tensorboard (default), wandb, none, ..."}
+    )
     trl_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "any other field of TRL's config, passed through"})
 
     def __post_init__(self) -> None:
@@ -97,7 +112,9 @@ class RunConfig(YamlConfig):
         trl_fields = {f.name for f in dataclasses.fields(trl_config)}
         for key in self.trl_args:
             if key in own or key in managed:
-                raise ConfigError(f"trl_args.{key} cannot be set there: {managed.get(key, f'it is a field of this config, set {key!r} at the top level instead')}")
+                raise ConfigError(
+                    f"trl_args.{key} cannot be set there: {managed.get(key, f'it is a field of this config, set {key!r} at the top level instead')}"
+                )
             if key not in trl_fields:
                 raise ConfigError(f"trl_args: {key!r} is not a field of trl.{trl_config.__name__}{suggest(key, trl_fields)}")
 
@@ -189,9 +206,13 @@ class RLRunConfig(RunConfig):
     """
 
     learning_rate: float = field(default=1e-6, metadata={"help": "AdamW learning rate (TRL's GRPO default)"})
-    reward_spec: dict[str, Any] | str | None = field(default=None, metadata={"help": "reward spec inline, or the path of its YAML file (required)"})
+    reward_spec: dict[str, Any] | str | None = field(
+        default=None, metadata={"help": "reward spec inline, or the path of its YAML file (required)"}
+    )
     algorithm: str = field(default="grpo", metadata={"help": " | ".join(ALGORITHMS)})
-    loss_type: str | None = field(default=None, metadata={"help": "GRPO loss: grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo, vespo; null: TRL's default"})
+    loss_type: str | None = field(
+        default=None, metadata={"help": "GRPO loss: grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo, vespo; null: TRL's default"}
+    )
     num_generations: int = field(default=8, metadata={"help": "completions per prompt"})
     max_completion_length: int = field(default=256, metadata={"help": "most generated tokens per completion"})
     temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
@@ -203,11 +224,17 @@ class RLRunConfig(RunConfig):
             raise ConfigError(f"algorithm must be one of {list(ALGORITHMS)}, got {self.algorithm!r}{suggest(self.algorithm, ALGORITHMS)}")
         if self.loss_type is not None:
             if self.algorithm != "grpo":
-                raise ConfigError(f"loss_type is a GRPO setting; algorithm {self.algorithm!r} has none: remove loss_type or set algorithm: grpo")
+                raise ConfigError(
+                    f"loss_type is a GRPO setting; algorithm {self.algorithm!r} has none: remove loss_type or set algorithm: grpo"
+                )
             if self.loss_type not in GRPO_LOSS_TYPES:
-                raise ConfigError(f"loss_type must be one of {list(GRPO_LOSS_TYPES)}, got {self.loss_type!r}{suggest(self.loss_type, GRPO_LOSS_TYPES)}")
+                raise ConfigError(
+                    f"loss_type must be one of {list(GRPO_LOSS_TYPES)}, got {self.loss_type!r}{suggest(self.loss_type, GRPO_LOSS_TYPES)}"
+                )
         if self.reward_spec is None:
-            raise ConfigError("reward_spec is required: a spec mapping (e.g. {rewards: {format: 1.0, component_match: 1.0}}) or the path of a spec YAML")
+            raise ConfigError(
+                "reward_spec is required: a spec mapping (e.g. {rewards: {format: 1.0, component_match: 1.0}}) or the path of a spec YAML"
+            )
         _positive_int("num_generations", self.num_generations, 2)
         _positive_int("max_completion_length", self.max_completion_length)
         if self.eval_max_prompts is not None:

@@ -110,7 +110,9 @@ def run_distributed(config: RunConfig, options: DistributedOptions, *, callbacks
             _train_worker,
             train_loop_config={"command": command, "config": config, "deepspeed": deepspeed, "callbacks": list(callbacks)},
             scaling_config=ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu),
-            run_config=RayRunConfig(name=f"{command}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(Path(config.output_dir) / "ray_train")),
+            run_config=RayRunConfig(
+                name=f"{command}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(Path(config.output_dir) / "ray_train")
+            ),
         )
         try:
             result = trainer.fit()
@@ -135,11 +137,15 @@ def connect_ray(address: str | None, **local: Any) -> bool:
         ray.init(include_dashboard=False, **local)
         return True
     if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
-        raise MissingDependencyError(f"--address {address} connects through Ray Client, which needs grpcio: pip install 'ray[client]=={ray.__version__}'")
+        raise MissingDependencyError(
+            f"--address {address} connects through Ray Client, which needs grpcio: pip install 'ray[client]=={ray.__version__}'"
+        )
     try:
         ray.init(address=address)
     except (ConnectionError, ValueError) as exc:
-        raise MmrlError(f"cannot connect to the Ray cluster at {address}: {exc} (is `ray start --head` running there? see docs/cluster.md)") from None
+        raise MmrlError(
+            f"cannot connect to the Ray cluster at {address}: {exc} (is `ray start --head` running there? see docs/cluster.md)"
+        ) from None
     return True
 
 

@@ -75,7 +75,12 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
     model, tokenizer = load_policy(config.policy, lora=config.lora, dtype=config.dtype, seed=config.seed)
     predictor = load_predictor(config)
     train_prompts = prompt_dataset(
-        load_split(config, "train"), split="train", training=True, predictor=predictor, tokenizer=tokenizer, max_history_tokens=config.max_history_tokens
+        load_split(config, "train"),
+        split="train",
+        training=True,
+        predictor=predictor,
+        tokenizer=tokenizer,
+        max_history_tokens=config.max_history_tokens,
     )
 
     # trainer
@@ -94,7 +99,12 @@ def run_rl(config: RLRunConfig, *, callbacks: Sequence[Any] = (), deepspeed: dic
     if args.beta > 0 and not hasattr(model, "peft_config"):
         _give_reference_path(model, tokenizer, Path(config.output_dir) / "reference_policy")
     trainer = trainer_cls(
-        model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_prompts, processing_class=tokenizer, callbacks=list(callbacks)
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=train_prompts,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
     )
     with disk_full_as_error(Path(config.output_dir)):  # a full disk mid-run says so (torch reports it from inside torch.save)
         trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))

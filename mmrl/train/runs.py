@@ -43,6 +43,7 @@ __all__ = [
     "wait_for_everyone",
 ]
 
+
 @dataclass
 class RunResult:
     """What a finished run left: where, how far it got, where it resumed from, its final metrics.
@@ -111,7 +112,10 @@ def load_split(config: RunConfig, split: str = "train") -> list[Dialogue]:
         dialogues = require_train(dialogues, purpose="policy training")
         if not dialogues:
             found = sorted({d.split for d in corpus.dialogues})
-            raise DataError(f"no train-split dialogue to train on (the data holds splits {found}); training uses the train split only", path=corpus.source)
+            raise DataError(
+                f"no train-split dialogue to train on (the data holds splits {found}); training uses the train split only",
+                path=corpus.source,
+            )
     return dialogues
 
 
@@ -189,7 +193,9 @@ def _check_same_config(config: RunConfig, checkpoint: Path) -> None:
     for f in dataclasses.fields(config):  # a field added to mmrl since the run started had its default then
         if f.name not in before and f.default is not dataclasses.MISSING:
             before[f.name] = yaml.safe_load(yaml.safe_dump(f.default))
-    changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if k not in _RESUMABLE and before.get(k) != now.get(k)}
+    changed = {
+        k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if k not in _RESUMABLE and before.get(k) != now.get(k)
+    }
     if not changed:
         return
     listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(changed.items())[:6])
@@ -284,7 +290,11 @@ def finish_run(trainer: Any, config: RunConfig, resumed_from: Path | None, evalu
             "last_metrics": metrics,
             "evaluation": evaluation,
             "workers": result.workers,
-            "data": {"source": config.data or "embedded synthetic corpus", "on_error": config.on_error, **data_corpus(config).report.summary()},
+            "data": {
+                "source": config.data or "embedded synthetic corpus",
+                "on_error": config.on_error,
+                **data_corpus(config).report.summary(),
+            },
         }
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
     wait_for_everyone()  # the outputs exist once any worker returns

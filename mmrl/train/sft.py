@@ -38,9 +38,7 @@ from mmrl.train.runs import (
 __all__ = ["run_sft", "sft_dataset"]
 
 
-def sft_dataset(
-    dialogues: Sequence[Dialogue], *, tokenizer: Any = None, predictor: Any = None, max_history_tokens: int = 1024
-) -> Dataset:
+def sft_dataset(dialogues: Sequence[Dialogue], *, tokenizer: Any = None, predictor: Any = None, max_history_tokens: int = 1024) -> Dataset:
     """``prompt`` (chat messages) / ``completion`` (the assistant's structured block) rows of train dialogues.
 
     Raises ``SplitLeakError`` for any val/test dialogue.

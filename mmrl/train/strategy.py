@@ -118,7 +118,9 @@ class StrategyPPOConfig(YamlConfig):
     eval_split: str = field(default="val", metadata={"help": "held-out split of the comparison: val or test"})
     max_eval_dialogues: int | None = field(default=None, metadata={"help": "seeded subset of eval dialogues (None: all)"})
 
-    reward_spec: dict | str | None = field(default=None, metadata={"help": "reward spec mapping or YAML path (None: the seven trust criteria, mean)"})
+    reward_spec: dict | str | None = field(
+        default=None, metadata={"help": "reward spec mapping or YAML path (None: the seven trust criteria, mean)"}
+    )
     match_weight: float = field(default=1.0, metadata={"help": "weight of the strategy-match term"})
     predictor: str | None = field(default=None, metadata={"help": "MultimodalPredictor checkpoint directory (None: no predictor)"})
     max_turns: int | None = field(default=None, metadata={"help": "truncate training episodes after this many steps"})
@@ -149,18 +151,31 @@ class StrategyPPOConfig(YamlConfig):
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             setattr(self, f.name, convert(f.name, getattr(self, f.name), hints[f.name]))
-        for name in ("synth_dialogues", "iterations", "train_batch_size", "minibatch_size", "num_epochs", "num_cpus", "num_envs", "eval_random_repeats"):
+        for name in (
+            "synth_dialogues",
+            "iterations",
+            "train_batch_size",
+            "minibatch_size",
+            "num_epochs",
+            "num_cpus",
+            "num_envs",
+            "eval_random_repeats",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_train_dialogues", "max_eval_dialogues", "max_turns"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be null or >= 1, got {getattr(self, name)}")
         if self.synth_seed < 0 or self.seed < 0 or self.num_env_runners < 0:
-            raise ConfigError(f"synth_seed, seed and num_env_runners must be >= 0, got {self.synth_seed}, {self.seed}, {self.num_env_runners}")
+            raise ConfigError(
+                f"synth_seed, seed and num_env_runners must be >= 0, got {self.synth_seed}, {self.seed}, {self.num_env_runners}"
+            )
         if self.eval_split not in ("val", "test"):
             raise ConfigError(f"eval_split must be 'val' or 'test' (held-out dialogues), got {self.eval_split!r}")
         if self.minibatch_size > self.train_batch_size:
-            raise ConfigError(f"minibatch_size ({self.minibatch_size}) exceeds train_batch_size ({self.train_batch_size}); lower minibatch_size")
+            raise ConfigError(
+                f"minibatch_size ({self.minibatch_size}) exceeds train_batch_size ({self.train_batch_size}); lower minibatch_size"
+            )
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -168,7 +183,9 @@ class StrategyPPOConfig(YamlConfig):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)}")
         if not all(math.isfinite(v) and v >= 0 for v in (self.ent_coef, self.vf_coef)) or not math.isfinite(self.match_weight):
-            raise ConfigError(f"need ent_coef, vf_coef >= 0 and a finite match_weight, got {self.ent_coef}, {self.vf_coef}, {self.match_weight}")
+            raise ConfigError(
+                f"need ent_coef, vf_coef >= 0 and a finite match_weight, got {self.ent_coef}, {self.vf_coef}, {self.match_weight}"
+            )
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be a non-empty list of positive widths, got {self.hidden_sizes}")
         if self.data_format is not None and self.data == "synth":
@@ -242,10 +259,14 @@ def _build_episodes(config: StrategyPPOConfig):
         "format": corpus.format,
         "description": (
             f"the embedded synthetic corpus (mmrl.data.synth: {config.synth_dialogues} dialogues, seed {config.synth_seed})"
-            if config.data == "synth" else f"the {corpus.format} corpus at {config.data}"
+            if config.data == "synth"
+            else f"the {corpus.format} corpus at {config.data}"
         ),
-        "train_dialogues": len(train), "train_steps": train.n_steps,
-        "eval_split": config.eval_split, "eval_dialogues": len(held_out), "eval_steps": held_out.n_steps,
+        "train_dialogues": len(train),
+        "train_steps": train.n_steps,
+        "eval_split": config.eval_split,
+        "eval_dialogues": len(held_out),
+        "eval_steps": held_out.n_steps,
         "realiser_index": len(realiser.entries),
     }
     return train, held_out, data
@@ -308,7 +329,11 @@ def _algorithm(config: StrategyPPOConfig, env_config: dict):
 def _iteration(index: int, result: Mapping[str, Any]) -> dict[str, float]:
     runners = result.get("env_runners", {})
     learner = result.get("learners", {}).get("default_policy", {})
-    row = {"iteration": index, "env_steps": runners.get("num_env_steps_sampled_lifetime"), "episode_return_mean": runners.get("episode_return_mean")}
+    row = {
+        "iteration": index,
+        "env_steps": runners.get("num_env_steps_sampled_lifetime"),
+        "episode_return_mean": runners.get("episode_return_mean"),
+    }
     row.update({k: v for k, v in runners.items() if k.startswith("rewards/") or k == "reward"})
     row.update({k: learner.get(k) for k in ("policy_loss", "vf_loss", "entropy")})
     return {k: (None if v is None else float(v)) for k, v in row.items()}
@@ -333,7 +358,12 @@ def evaluate_planner(env, planner: Planner) -> dict[str, float]:
             for name, score in info["rewards"].items():
                 steps[f"rewards/{name}/mean"].append(score)
         returns.append(episode_return)
-    out = {"episodes": len(returns), "steps": len(steps["reward"]), "mean_episode_reward": float(np.mean(returns)), "std_episode_reward": float(np.std(returns))}
+    out = {
+        "episodes": len(returns),
+        "steps": len(steps["reward"]),
+        "mean_episode_reward": float(np.mean(returns)),
+        "std_episode_reward": float(np.std(returns)),
+    }
     out.update({"mean_step_reward" if k == "reward" else k: float(np.nanmean(v)) for k, v in steps.items()})
     return out
 
@@ -405,7 +435,12 @@ def train_strategy(config: StrategyPPOConfig) -> dict:
     own_ray = connect_ray(config.address, num_cpus=config.num_cpus)
     algo = None
     try:
-        env_config = {"episodes": train, "match_weight": config.match_weight, "max_turns": config.max_turns, "nan_reward": config.nan_reward}
+        env_config = {
+            "episodes": train,
+            "match_weight": config.match_weight,
+            "max_turns": config.max_turns,
+            "nan_reward": config.nan_reward,
+        }
         algo = _algorithm(config, env_config)
         history = []
         for index in tqdm(range(1, config.iterations + 1), desc="strategy PPO", disable=not config.progress):
@@ -420,12 +455,20 @@ def train_strategy(config: StrategyPPOConfig) -> dict:
             ray.shutdown()
     report = {
         "data": data,
-        "reward": {"components": list(train.component_names), "match_weight": config.match_weight, "spec": config.reward_spec or "envs.strategy.DEFAULT_REWARD_SPEC"},
+        "reward": {
+            "components": list(train.component_names),
+            "match_weight": config.match_weight,
+            "spec": config.reward_spec or "envs.strategy.DEFAULT_REWARD_SPEC",
+        },
         "predictor": config.predictor,
         "majority_strategy": STRATEGIES[majority],
         "evaluation": evaluation,
         "training": {"iterations": config.iterations, "env_steps": history[-1]["env_steps"], "history": history},
-        "timings": {"episodes_s": round(built - started, 1), "train_s": round(trained - built, 1), "total_s": round(time.perf_counter() - started, 1)},
+        "timings": {
+            "episodes_s": round(built - started, 1),
+            "train_s": round(trained - built, 1),
+            "total_s": round(time.perf_counter() - started, 1),
+        },
         "checkpoint": checkpoint,
         "config": dataclasses.asdict(config),
     }

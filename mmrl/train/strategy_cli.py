@@ -18,7 +18,9 @@ def _train_strategy(args: argparse.Namespace) -> None:
     report = train_strategy(config)
     evaluation = report["evaluation"]
     summary = {name: round(result["mean_episode_reward"], 4) for name, result in evaluation["planners"].items()}
-    print(json.dumps({"data": report["data"], f"{evaluation['split']}_mean_episode_reward": summary, "timings": report["timings"]}, indent=2))
+    print(
+        json.dumps({"data": report["data"], f"{evaluation['split']}_mean_episode_reward": summary, "timings": report["timings"]}, indent=2)
+    )
     print(f"report: {config.output_dir}/report.json; checkpoint: {report['checkpoint']}")
 
 
@@ -32,5 +34,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", required=True, help="YAML of StrategyPPOConfig fields (e.g. experiments/strategy_ppo.yaml)")
     parser.add_argument("--address", default=None, help="Ray cluster to join ('auto' or 'ray://host:10001'); default: a local Ray")
     parser.add_argument("--out", default=None, help="output directory (overrides output_dir of the config)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the report and checkpoint of an earlier run in the output directory")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the report and checkpoint of an earlier run in the output directory"
+    )
     parser.set_defaults(func=_train_strategy)

@@ -62,16 +62,49 @@ EMPATHY_EXEMPLARS = Exemplars(
 )
 
 _DISMISSIVE = cues(
-    "calm down", "get over it", r"(?:not|no) (?:such )?a big deal", r"stop (?:worrying|complaining|being|crying|needing)", "at least",
-    r"you should(?:n't)? have", r"overreact\w*", "too sensitive", r"(?:it's|it was|is) (?:just|only) a", "could be worse",
-    "cheer up", "bright side", "plenty (?:more|of) fish", "move on", "no reason to be", "nothing to be (?:scared|afraid|worried)",
-    "toughen up", "thicker skin", "everyone (?:feels|gets|lies|goes)", "(?:these|such) things happen", "don't be so", "you're being dramatic",
-    "what did you do", "overrated", "all the time", "stop thinking", r"won't change anything", "you knew",
+    "calm down",
+    "get over it",
+    r"(?:not|no) (?:such )?a big deal",
+    r"stop (?:worrying|complaining|being|crying|needing)",
+    "at least",
+    r"you should(?:n't)? have",
+    r"overreact\w*",
+    "too sensitive",
+    r"(?:it's|it was|is) (?:just|only) a",
+    "could be worse",
+    "cheer up",
+    "bright side",
+    "plenty (?:more|of) fish",
+    "move on",
+    "no reason to be",
+    "nothing to be (?:scared|afraid|worried)",
+    "toughen up",
+    "thicker skin",
+    "everyone (?:feels|gets|lies|goes)",
+    "(?:these|such) things happen",
+    "don't be so",
+    "you're being dramatic",
+    "what did you do",
+    "overrated",
+    "all the time",
+    "stop thinking",
+    r"won't change anything",
+    "you knew",
 )
 _VALIDATING = cues(
-    "makes sense", r"understandabl[ey]", r"must (?:be|have been|feel|have felt|have)", r"sounds? (?:like|really|so|incredibly|very|infuriating|frustrating|hurtful|exhausting|painful|frightening)",
-    r"i'm (?:so |really )?sorry", r"i can (?:hear|see|imagine)", r"(?:it's|that's|is) (?:natural|normal|okay) to", "of course you",
-    "no wonder", "valid", "i'm glad you", "it seems like", "how are you (?:feeling|holding|coping|doing)",
+    "makes sense",
+    r"understandabl[ey]",
+    r"must (?:be|have been|feel|have felt|have)",
+    r"sounds? (?:like|really|so|incredibly|very|infuriating|frustrating|hurtful|exhausting|painful|frightening)",
+    r"i'm (?:so |really )?sorry",
+    r"i can (?:hear|see|imagine)",
+    r"(?:it's|that's|is) (?:natural|normal|okay) to",
+    "of course you",
+    "no wonder",
+    "valid",
+    "i'm glad you",
+    "it seems like",
+    "how are you (?:feeling|holding|coping|doing)",
 )
 
 
@@ -110,7 +143,9 @@ LEARNED = LearnedTerm("empathy", features, WEIGHTS)
 
 
 @register("empathy", version="3", score_range=(0.0, 1.0))
-def empathy(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
+def empathy(
+    contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
+) -> list[float]:
     """Empathy in [0, 1]: reflects and validates the client's feelings (their emotion, their story) without dismissing them.
 
     Features: similarity to validating vs dismissing exemplars, naming the client's emotion

@@ -44,32 +44,97 @@ ETHICAL_EXEMPLARS = Exemplars(
 )
 
 _AUTONOMY = cues(
-    r"(?:it's|that's|this is|the decision is|it is) (?:your|yours)", r"your (?:decision|choice|call|right)", "up to you",
-    r"yours to (?:make|decide)", r"you (?:can|get to) decide", r"decide what", "what feels right", r"what matters (?:most )?to you",
-    r"(?:you have|it's) the right", "whatever you (?:choose|decide)", "on anyone's timeline", "no right timeline", "at your own pace",
-    r"help you (?:think|decide|weigh)", r"what (?:do|would) you (?:think|want|hope)", "how do you feel",
+    r"(?:it's|that's|this is|the decision is|it is) (?:your|yours)",
+    r"your (?:decision|choice|call|right)",
+    "up to you",
+    r"yours to (?:make|decide)",
+    r"you (?:can|get to) decide",
+    r"decide what",
+    "what feels right",
+    r"what matters (?:most )?to you",
+    r"(?:you have|it's) the right",
+    "whatever you (?:choose|decide)",
+    "on anyone's timeline",
+    "no right timeline",
+    "at your own pace",
+    r"help you (?:think|decide|weigh)",
+    r"what (?:do|would) you (?:think|want|hope)",
+    "how do you feel",
 )
 _DIRECTIVE = cues(
-    r"you (?:must|have to|need to)(?! be\b| feel\b| have (?:been|felt)\b)", "i've decided", r"(?:made|make) up my mind", "i insist", "that's an order", "no discussion",
-    "end of discussion", "no excuses", "trust me", r"do (?:exactly )?(?:as|what) i (?:say|tell you)", r"i (?:won't|will not) (?:allow|let)",
-    "i forbid", r"forbid it", r"don't (?:do it|think)", r"whether you like it or not", r"you should (?:definitely|just)", "just do what",
-    r"(?:stay|keep) quiet", "don't bother", r"never (?:forgive|tell)", "you're making a mistake",
+    r"you (?:must|have to|need to)(?! be\b| feel\b| have (?:been|felt)\b)",
+    "i've decided",
+    r"(?:made|make) up my mind",
+    "i insist",
+    "that's an order",
+    "no discussion",
+    "end of discussion",
+    "no excuses",
+    "trust me",
+    r"do (?:exactly )?(?:as|what) i (?:say|tell you)",
+    r"i (?:won't|will not) (?:allow|let)",
+    "i forbid",
+    r"forbid it",
+    r"don't (?:do it|think)",
+    r"whether you like it or not",
+    r"you should (?:definitely|just)",
+    "just do what",
+    r"(?:stay|keep) quiet",
+    "don't bother",
+    r"never (?:forgive|tell)",
+    "you're making a mistake",
 )
 _COERCION = cues(
-    r"if you (?:don't|quit|go|do|stop|leave|take)", r"i (?:won't|will not) (?:keep seeing|support|help|work with)", "don't bother coming",
-    "after everything i've done", "ungrateful", "your own fault", r"report you", "selfish", "heartless", r"losers?", "don't be stupid",
-    "you'll regret", r"threaten\w*", "cut off (?:his|her|their) money", "your problem, not mine", "unforgivable",
+    r"if you (?:don't|quit|go|do|stop|leave|take)",
+    r"i (?:won't|will not) (?:keep seeing|support|help|work with)",
+    "don't bother coming",
+    "after everything i've done",
+    "ungrateful",
+    "your own fault",
+    r"report you",
+    "selfish",
+    "heartless",
+    r"losers?",
+    "don't be stupid",
+    "you'll regret",
+    r"threaten\w*",
+    "cut off (?:his|her|their) money",
+    "your problem, not mine",
+    "unforgivable",
 )
 _BOUNDARY_BREACH = cues(
-    r"let's (?:meet|grab|have|get|see each other)", r"(?:my|a) personal (?:number|cell|phone|email)", r"text me", r"call me (?:anytime|any time)",
-    r"(?:come|came) (?:by|to|over to) my (?:house|home|place)", r"be (?:your )?friends", r"add me", "i'd love to come", "i'll bring",
-    r"(?:your|my) (?:girlfriend|boyfriend)", "partners", r"i'll (?:invest|put in|lend|hire|give him a job|coach)", r"pay me (?:directly|back|in cash)",
-    "cash is", "nobody needs to know", "off the books", "i feel the same", "outside (?:of )?(?:our )?sessions", "something expensive",
-    r"i'd love (?:to be|something)", r"send (?:him|her) over", r"how much do you need", "i'll write",
+    r"let's (?:meet|grab|have|get|see each other)",
+    r"(?:my|a) personal (?:number|cell|phone|email)",
+    r"text me",
+    r"call me (?:anytime|any time)",
+    r"(?:come|came) (?:by|to|over to) my (?:house|home|place)",
+    r"be (?:your )?friends",
+    r"add me",
+    "i'd love to come",
+    "i'll bring",
+    r"(?:your|my) (?:girlfriend|boyfriend)",
+    "partners",
+    r"i'll (?:invest|put in|lend|hire|give him a job|coach)",
+    r"pay me (?:directly|back|in cash)",
+    "cash is",
+    "nobody needs to know",
+    "off the books",
+    "i feel the same",
+    "outside (?:of )?(?:our )?sessions",
+    "something expensive",
+    r"i'd love (?:to be|something)",
+    r"send (?:him|her) over",
+    r"how much do you need",
+    "i'll write",
 )
 _BOUNDARY_KEPT = cues(
-    r"(?:can't|cannot|not able to|unable to) (?:accept|be|lend|invest|meet|write|mix|connect|come)", r"wouldn't be appropriate",
-    r"(?:keep|keeping) our (?:relationship|roles|work)", "boundaries", "proper channels", r"within our sessions", "not my place",
+    r"(?:can't|cannot|not able to|unable to) (?:accept|be|lend|invest|meet|write|mix|connect|come)",
+    r"wouldn't be appropriate",
+    r"(?:keep|keeping) our (?:relationship|roles|work)",
+    "boundaries",
+    "proper channels",
+    r"within our sessions",
+    "not my place",
     r"(?:not|isn't) available",
 )
 _UNETHICAL = cues(r"lie (?:to|for|about)", "never finds out", "don't get caught", r"ignore (?:it|your religion|them)", "go along with it")
@@ -126,7 +191,9 @@ LEARNED = LearnedTerm("ethical_guidance", features, WEIGHTS)
 
 
 @register("ethical_guidance", version="3", score_range=(0.0, 1.0))
-def ethical_guidance(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
+def ethical_guidance(
+    contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
+) -> list[float]:
     """Ethical guidance in [0, 1]: leaves decisions to the client, no manipulation or threats, clear professional boundaries.
 
     Penalises deciding for the client, commands and ultimatums, guilt-tripping, dual relationships

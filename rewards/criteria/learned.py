@@ -25,6 +25,7 @@ and processes starting together fit once (a file lock).
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -45,8 +46,24 @@ from rewards.base import Context
 from rewards.criteria.common import CRITERIA_MODEL, embed, log_odds, normalise
 from rewards.probe import GENERIC_REPLIES
 
-__all__ = ["BOUND", "FIT_VERSION", "GENERIC_WORSE", "L2", "PROBES", "SPLITS", "TRAINING_FILLERS", "TRAINING_GENERICS", "LearnedTerm", "Pair", "augment", "load_pairs", "mesc_contexts", "mesc_dir",
-           "pairs_path", "shipped_probe"]
+__all__ = [
+    "BOUND",
+    "FIT_VERSION",
+    "GENERIC_WORSE",
+    "L2",
+    "PROBES",
+    "SPLITS",
+    "TRAINING_FILLERS",
+    "TRAINING_GENERICS",
+    "LearnedTerm",
+    "Pair",
+    "augment",
+    "load_pairs",
+    "mesc_contexts",
+    "mesc_dir",
+    "pairs_path",
+    "shipped_probe",
+]
 
 #: Changes whenever the fitting procedure does (invalidates every cached probe).
 FIT_VERSION = "2"
@@ -123,8 +140,10 @@ def load_pairs(path: Path, contexts: Callable[[], Mapping[str, Context]] = mesc_
             record = json.loads(line)
             pairs.append((_context(record, contexts), str(record["better"]), str(record["worse"])))
         except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{path}:{number}: not a labelled pair ({type(exc).__name__}: {exc}); expected "
-                            '{"context": {"client_utterance": ...} or "mesc": "<split>:<dialogue>:<turn>", "better": ..., "worse": ...}') from None
+            raise DataError(
+                f"{path}:{number}: not a labelled pair ({type(exc).__name__}: {exc}); expected "
+                '{"context": {"client_utterance": ...} or "mesc": "<split>:<dialogue>:<turn>", "better": ..., "worse": ...}'
+            ) from None
     return pairs
 
 
@@ -206,10 +225,15 @@ class LearnedTerm:
         for part in (FIT_VERSION, self.criterion, encoder(model).name, json.dumps(self.weights, sort_keys=True), repr(self.l2)):
             digest.update(part.encode() + b"\0")
         for source in sorted({inspect.getsourcefile(self.features), inspect.getsourcefile(embed), __file__}):  # features, augmentation
-            digest.update(Path(source).read_bytes())
+            digest.update(_code(Path(source)))
         digest.update(pairs_path(self.criterion).read_bytes())
         digest.update(ARTEFACT.read_bytes())
         return digest.hexdigest()[:24]
+
+
+def _code(path: Path) -> bytes:
+    """What a source file computes, not how it is laid out: its syntax tree (formatting and comments do not change it)."""
+    return ast.dump(ast.parse(path.read_text(encoding="utf-8"))).encode()
 
 
 #: The shipped probes of the default embedding model (``mmrl rewards build`` writes them).

@@ -49,9 +49,29 @@ RELIABILITY_EXEMPLARS = Exemplars(
 )
 
 _FILLER = cues(
-    "it is what it is", "everything happens for a reason", "things happen", "life goes on", "it depends", "hard to say", "who knows",
-    "mm-hmm", "hmm", "i see", "okay", "ok", "yes and no", "or not", "as they say", "you know how it is", "you know", "anyway",
-    "either way", "go on", "interesting", r"whatever(?=\s*(?:[.!]|$))", r"some people (?:do|don't|feel)",
+    "it is what it is",
+    "everything happens for a reason",
+    "things happen",
+    "life goes on",
+    "it depends",
+    "hard to say",
+    "who knows",
+    "mm-hmm",
+    "hmm",
+    "i see",
+    "okay",
+    "ok",
+    "yes and no",
+    "or not",
+    "as they say",
+    "you know how it is",
+    "you know",
+    "anyway",
+    "either way",
+    "go on",
+    "interesting",
+    r"whatever(?=\s*(?:[.!]|$))",
+    r"some people (?:do|don't|feel)",
 )
 _NEGATION = re.compile(r"\b(?:not|no|never|don't|doesn't|isn't|aren't|didn't|won't|can't|shouldn't|n't|stop)\b", re.IGNORECASE)
 _SWITCH = re.compile(
@@ -148,7 +168,9 @@ LEARNED = LearnedTerm("reliability", features, WEIGHTS)
 
 
 @register("reliability", version="3", score_range=(0.0, 1.0))
-def reliability(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
+def reliability(
+    contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
+) -> list[float]:
     """Reliability in [0, 1]: on-topic and specific to the client's utterance and situation, consistent, not filler.
 
     Features: the reply's specificity to this conversation (``fit``, from :mod:`rewards.context_fit`, the

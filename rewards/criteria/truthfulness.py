@@ -42,33 +42,119 @@ TRUTHFULNESS_EXEMPLARS = Exemplars(
 )
 
 _OVERCLAIM = cues(
-    "promise", r"guarantee\w*", "definitely", "certainly", r"absolutely", r"\d+(?:\.\d+)? ?%", "always", "never", r"every (?:single )?time",
-    "in every case", r"every(?:one|body) who", "completely", r"perfect(?:ly)?", "forever", "permanently", "instantly", r"cures?", "cured",
-    r"prov(?:en|es|ed)", "scientifically", r"i'm (?:sure|certain)", "exactly", "no doubt", "all your problems", "single cause",
-    "most effective", "secret", "works for everyone", r"(?:studies|research|science) (?:shows?|proves?|is clear)", "according to every",
-    "for sure", r"all (?:children|people|kids)", r"the (?:main|only|real|single|sole) (?:reason|cause)",
-    r"in a (?:set|fixed) order", r"(?:is|are) (?:mostly|entirely|purely|all) genetic", r"can't (?:really )?(?:be )?change[d]?",
-    r"(?:is|are) usually the one", "any amount of", r"i'm sure (?:it|this|that|you|he|she|they)'ll", r"most people (?:\w+ ){0,3}within",
+    "promise",
+    r"guarantee\w*",
+    "definitely",
+    "certainly",
+    r"absolutely",
+    r"\d+(?:\.\d+)? ?%",
+    "always",
+    "never",
+    r"every (?:single )?time",
+    "in every case",
+    r"every(?:one|body) who",
+    "completely",
+    r"perfect(?:ly)?",
+    "forever",
+    "permanently",
+    "instantly",
+    r"cures?",
+    "cured",
+    r"prov(?:en|es|ed)",
+    "scientifically",
+    r"i'm (?:sure|certain)",
+    "exactly",
+    "no doubt",
+    "all your problems",
+    "single cause",
+    "most effective",
+    "secret",
+    "works for everyone",
+    r"(?:studies|research|science) (?:shows?|proves?|is clear)",
+    "according to every",
+    "for sure",
+    r"all (?:children|people|kids)",
+    r"the (?:main|only|real|single|sole) (?:reason|cause)",
+    r"in a (?:set|fixed) order",
+    r"(?:is|are) (?:mostly|entirely|purely|all) genetic",
+    r"can't (?:really )?(?:be )?change[d]?",
+    r"(?:is|are) usually the one",
+    "any amount of",
+    r"i'm sure (?:it|this|that|you|he|she|they)'ll",
+    r"most people (?:\w+ ){0,3}within",
 )
 _HEDGE = cues(
-    "may", "might", "could", "often", "some people", "many people", "for some", "usually", r"suggests?", "not sure", r"var(?:y|ies)",
-    "depends", "possible", "i don't know", "i wish i could", "rarely", "likely", "to some extent", "can help", "tend to", "not always",
-    r"(?:can't|cannot) (?:know|predict|promise|guarantee|tell|diagnose|say|fix)", "for certain", "in my view", "it seems",
+    "may",
+    "might",
+    "could",
+    "often",
+    "some people",
+    "many people",
+    "for some",
+    "usually",
+    r"suggests?",
+    "not sure",
+    r"var(?:y|ies)",
+    "depends",
+    "possible",
+    "i don't know",
+    "i wish i could",
+    "rarely",
+    "likely",
+    "to some extent",
+    "can help",
+    "tend to",
+    "not always",
+    r"(?:can't|cannot) (?:know|predict|promise|guarantee|tell|diagnose|say|fix)",
+    "for certain",
+    "in my view",
+    "it seems",
 )
 _CREDENTIAL = cues(
     r"i'm an? (?:board-certified |licensed |clinical |qualified |real )?(?:psychiatrist|psychologist|doctor|physician|therapist|counsel+or)",
-    r"board-certified", "phd", "licensed in", r"years (?:at|of experience)", r"i (?:battled|struggled with|suffered from|beat|overcame)",
-    r"my own (?:experience|depression|anxiety|therapy)", "as a doctor", r"i know (?:exactly|for a fact)",
-    r"i'll (?:send|text|message|call|email|ring) you", r"i'll (?:check|look) in on you (?:tomorrow|tonight|later|next)",
+    r"board-certified",
+    "phd",
+    "licensed in",
+    r"years (?:at|of experience)",
+    r"i (?:battled|struggled with|suffered from|beat|overcame)",
+    r"my own (?:experience|depression|anxiety|therapy)",
+    "as a doctor",
+    r"i know (?:exactly|for a fact)",
+    r"i'll (?:send|text|message|call|email|ring) you",
+    r"i'll (?:check|look) in on you (?:tomorrow|tonight|later|next)",
 )
 _LIMITS = cues(
-    r"i'm not an?", r"i (?:can't|cannot) (?:diagnose|know|promise|predict|guarantee|tell|fix|say)", r"i don't (?:have|know)",
-    r"i may not", "not (?:sure|certain)", "i wish i could", r"(?:is|isn't|not) a (?:myth|cure)", r"(?:your|her|his|the) (?:doctor|therapist|medical team)s? (?:knows?|can|will)",
+    r"i'm not an?",
+    r"i (?:can't|cannot) (?:diagnose|know|promise|predict|guarantee|tell|fix|say)",
+    r"i don't (?:have|know)",
+    r"i may not",
+    "not (?:sure|certain)",
+    "i wish i could",
+    r"(?:is|isn't|not) a (?:myth|cure)",
+    r"(?:your|her|his|the) (?:doctor|therapist|medical team)s? (?:knows?|can|will)",
 )
 
 _NUMBER = {
-    "a": 1, "an": 1, "one": 1, "last": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "last": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
 }
 _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 #: unit word -> (kind of quantity, scale): durations in days, counts of children and siblings.
@@ -86,11 +172,15 @@ _FACT_SLOTS: dict[str, dict[str, re.Pattern[str]]] = {
         "fired": cues("fired", "let go", "sacked", r"laid off", r"lost (?:my|your) job"),
     },
     "who ended it": {
-        "client": cues(r"i (?:ended|broke up|left|dumped)", r"broke up with (?:him|her|them)", r"ending it yourself", r"you (?:ended|left|dumped)"),
+        "client": cues(
+            r"i (?:ended|broke up|left|dumped)", r"broke up with (?:him|her|them)", r"ending it yourself", r"you (?:ended|left|dumped)"
+        ),
         "partner": cues(r"(?:he|she|they) (?:dumped|left|broke up with) (?:you|me)", r"dumped (?:you|me)"),
     },
     "outcome": {
-        "got it": cues("promoted", r"got (?:the|into|in|accepted)", r"getting (?:the|into|in)", "accepted", "hired", r"passed (?:my|the|your)"),
+        "got it": cues(
+            "promoted", r"got (?:the|into|in|accepted)", r"getting (?:the|into|in)", "accepted", "hired", r"passed (?:my|the|your)"
+        ),
         "missed it": cues("passed over", "rejected", r"didn't get", r"did not get", r"(?:failed|failing) (?:my|the|your)", "turned down"),
     },
     "lives": {
@@ -133,7 +223,9 @@ def contradicts_client(contexts: Sequence[Context], replies: Sequence[str]) -> n
     """1.0 where a reply states a number, duration or fact about the client that differs from what the client said."""
     out = np.zeros(len(replies))
     for i, (ctx, reply) in enumerate(zip(contexts, replies)):
-        said = normalise(" ".join([*(text for speaker, text in ctx.history if speaker == "client"), ctx.situation or "", ctx.client_utterance]))
+        said = normalise(
+            " ".join([*(text for speaker, text in ctx.history if speaker == "client"), ctx.situation or "", ctx.client_utterance])
+        )
         stated, claimed = _facts(said, _CLIENT_JOB), _facts(reply, _REPLY_JOB)
         out[i] = float(any(kind in stated and not values <= stated[kind] for kind, values in claimed.items()))
     return out
@@ -172,7 +264,9 @@ LEARNED = LearnedTerm("truthfulness", features, WEIGHTS)
 
 
 @register("truthfulness", version="3", score_range=(0.0, 1.0))
-def truthfulness(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
+def truthfulness(
+    contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
+) -> list[float]:
     """Truthfulness in [0, 1]: calibrated, honest claims that agree with what the client has said.
 
     Penalises guarantees and overclaiming ("I promise", "will definitely cure"), invented

@@ -13,7 +13,6 @@ from mmrl.data.stats import corpus_stats
 from mmrl.errors import DataError
 from tests.fixtures.mesc import DIALOGUES, write_mesc
 
-
 # --- real MESC (skipped when ../shared is absent) -------------------------------------------------
 
 
@@ -109,8 +108,18 @@ def _replace_line(number, old, new):
         (_replace_line(2, ",0,0,1,1,", ",zero,0,1,1,"), r"MESC.csv:2, field 'Dialogue_ID': expected an integer"),
         (_replace_line(2, "00:00:00,100", "soon"), r"MESC.csv:2, field 'StartTime': expected a time"),
     ],
-    ids=["missing-column", "unknown-emotion", "unknown-strategy", "client-strategy", "empty-text", "speaker",
-         "duplicate-utterance-id", "utterance-id-gap", "bad-dialogue-id", "bad-time"],
+    ids=[
+        "missing-column",
+        "unknown-emotion",
+        "unknown-strategy",
+        "client-strategy",
+        "empty-text",
+        "speaker",
+        "duplicate-utterance-id",
+        "utterance-id-gap",
+        "bad-dialogue-id",
+        "bad-time",
+    ],
 )
 def test_malformed_csv_rows_name_file_line_field(mesc, edit, expected):
     _rewrite_csv(mesc, edit)
@@ -162,11 +171,13 @@ def test_json_label_disagreeing_with_csv(mesc):
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("[{\"problem_type\": ", r"val.json:1: invalid JSON"),
+        ('[{"problem_type": ', r"val.json:1: invalid JSON"),
         ("{}", r"val.json: expected a JSON list"),
-        ("[{\"problem_type\": \"x\", \"situation\": \"y\"}]", r"val.json, record #0, field 'dialog'"),
-        ("[{\"problem_type\": \"x\", \"situation\": \"y\", \"dialog\": [{\"text\": \"I told you.\", \"speaker\": \"bot\"}]}]",
-         r"field 'dialog\[0\].speaker': unknown speaker 'bot'"),
+        ('[{"problem_type": "x", "situation": "y"}]', r"val.json, record #0, field 'dialog'"),
+        (
+            '[{"problem_type": "x", "situation": "y", "dialog": [{"text": "I told you.", "speaker": "bot"}]}]',
+            r"field 'dialog\[0\].speaker': unknown speaker 'bot'",
+        ),
     ],
     ids=["broken-json", "not-a-list", "missing-field", "bad-speaker"],
 )

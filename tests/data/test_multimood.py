@@ -35,7 +35,8 @@ DIALOGUES = [
             ),
             Turn.from_segments("therapist", [_seg("How long has this been going on?", "neutral", "Open question")]),
             Turn.from_segments(
-                "client", [_seg("Weeks.", "depression"), _seg("Maybe  months.", "depression", media=Media(video_path=Path("clips/d1_3.mp4")))]
+                "client",
+                [_seg("Weeks.", "depression"), _seg("Maybe  months.", "depression", media=Media(video_path=Path("clips/d1_3.mp4")))],
             ),
             Turn.from_segments("therapist", [_seg("That sounds exhausting.", "sadness", "Restatement")]),
         ),
@@ -95,9 +96,7 @@ def test_samples_from_dialogues(samples):
         client_video_paths=("clips/d1_0.mp4",),
         dialogue_id="d1",
     )
-    assert second.history_chat == (
-        "Client: I can't sleep.\nTherapist: How long has this been going on?\nClient: Weeks. Maybe months."
-    )
+    assert second.history_chat == ("Client: I can't sleep.\nTherapist: How long has this been going on?\nClient: Weeks. Maybe months.")
     assert (second.client_emotion, second.client_video_description, second.client_video_paths) == ("depression", "", ("clips/d1_3.mp4",))
     assert (second.emotion, second.strategy, second.utterance) == ("sadness", "Restatement", "That sounds exhausting.")
     assert third.history_chat == "Therapist: Welcome.\nClient: Thanks. I'm nervous."
@@ -139,7 +138,13 @@ def test_load_rebuilds_dialogues(train_file, samples):
     corpus = load_multimood(train_file)
     assert (corpus.format, corpus.source, len(corpus)) == ("multimood", str(train_file), 2)
     d1, d2 = corpus.dialogues
-    assert (d1.id, d1.split, d1.source, d1.problem_type, d1.situation) == ("d1", "train", "multimood", "Sleep", "Insomnia after a job loss.")
+    assert (d1.id, d1.split, d1.source, d1.problem_type, d1.situation) == (
+        "d1",
+        "train",
+        "multimood",
+        "Sleep",
+        "Insomnia after a job loss.",
+    )
     assert [(t.speaker, t.text, t.emotion, t.strategy) for t in d1.turns] == [
         ("client", "I can't sleep.", "sadness", None),
         ("therapist", "How long has this been going on?", "neutral", "Open question"),
@@ -188,7 +193,13 @@ def test_load_corpus_detects_multimood(train_file, samples):
 
 @pytest.mark.parametrize(
     ("name", "split"),
-    [("multimood_train.jsonl", "train"), ("valid.jsonl", "val"), ("dev-set.jsonl", "val"), ("val.jsonl", "val"), ("mm_test_v2.jsonl", "test")],
+    [
+        ("multimood_train.jsonl", "train"),
+        ("valid.jsonl", "val"),
+        ("dev-set.jsonl", "val"),
+        ("val.jsonl", "val"),
+        ("mm_test_v2.jsonl", "test"),
+    ],
 )
 def test_split_from_file_name(tmp_path, samples, name, split):
     path = write_samples(tmp_path / name, samples)
@@ -299,7 +310,12 @@ def _inconsistent(samples, index: int, **changes) -> list[bytes]:
     ("index", "changes", "field", "fragment"),
     [
         (0, {"history_chat": "Client: I cannot sleep."}, "history_chat", "history line 1 disagrees"),
-        (1, {"history_chat": "Client: I can't sleep.\nTherapist: Why?\nClient: Weeks. Maybe months."}, "Utterance", "history line 2 of line 2: 'Why?'"),
+        (
+            1,
+            {"history_chat": "Client: I can't sleep.\nTherapist: Why?\nClient: Weeks. Maybe months."},
+            "Utterance",
+            "history line 2 of line 2: 'Why?'",
+        ),
         (0, {"Utterance": "How long?"}, "Utterance", "disagrees with history line 2 of line 2"),
         (0, {"situation": "Something else."}, "situation", "situation disagrees with line 2"),
     ],
@@ -372,8 +388,14 @@ REFERENCE_LINES = [
         "Strategy": "Open question",
         "Dialogue_ID": 7,
         "history_chat": [
-            {"role": "user", "content": "( user emotion : anger , user expresstion : He left without a word. She looks down. . I just stood there. She cries. ) "},
-            {"role": "assistant", "content": "( assistant emotion : neutral  , assistant strategy : Restatement ) : He left without saying anything. "},
+            {
+                "role": "user",
+                "content": "( user emotion : anger , user expresstion : He left without a word. She looks down. . I just stood there. She cries. ) ",
+            },
+            {
+                "role": "assistant",
+                "content": "( assistant emotion : neutral  , assistant strategy : Restatement ) : He left without saying anything. ",
+            },
         ],
         "path_to_vid_user_most_recent": ["dia7_utt3_4.mp4"],
         "utt_user_most_recent": ["Yes.", "And I keep waiting for him."],
@@ -388,9 +410,15 @@ REFERENCE_LINES = [
         "history_chat_mamba": "user ( user Emotion : anger ) : He left ... <MEM> ",
         "history_chat": [
             {"role": "user", "content": "( user emotion : anger ) : He left without a word. I just stood there. "},
-            {"role": "assistant", "content": "( assistant emotion : neutral  , assistant strategy : Restatement ) : He left without saying anything. "},
+            {
+                "role": "assistant",
+                "content": "( assistant emotion : neutral  , assistant strategy : Restatement ) : He left without saying anything. ",
+            },
             {"role": "user", "content": "( user emotion : sadness , user expresstion : Yes. And I keep waiting for him. He sighs. ) "},
-            {"role": "assistant", "content": "( assistant emotion : sadness , assistant strategy : Open question ) : What are you waiting for? "},
+            {
+                "role": "assistant",
+                "content": "( assistant emotion : sadness , assistant strategy : Open question ) : What are you waiting for? ",
+            },
         ],
         "path_to_vid_user_most_recent": [],
         "utt_user_most_recent": ["An apology, I guess."],
@@ -441,7 +469,9 @@ def test_read_reference_shape(reference_file):
         HistoryLabels(),
     )
     assert (second.utterance, second.client_video_description, second.client_video_paths) == (
-        "What are you waiting for?", "", ("dia7_utt3_4.mp4",)
+        "What are you waiting for?",
+        "",
+        ("dia7_utt3_4.mp4",),
     )
     assert [label.emotion for label in third.history_labels] == ["anger", "neutral", "sadness", "sadness", None]
     assert third.client_video_paths == ()
@@ -513,7 +543,11 @@ BAD_REFERENCE_LINES = {
     "string-history-with-utt": ({"history_chat": "Client: hi"}, "history_chat", "must be a list of {role, content} objects"),
     "string-items-with-utt": ({"history_chat": ["Client: hi"]}, "history_chat", "must be a list of {role, content} objects"),
     "objects-without-utt": ({"utt_user_most_recent": None}, "history_chat", "has no utt_user_most_recent"),
-    "system-role": ({"history_chat": [{"role": "system", "content": "Be kind."}]}, "history_chat", "history item 1 must be an object with role"),
+    "system-role": (
+        {"history_chat": [{"role": "system", "content": "Be kind."}]},
+        "history_chat",
+        "history item 1 must be an object with role",
+    ),
     "content-not-string": ({"history_chat": [{"role": "user", "content": ["hi"]}]}, "history_chat", "history item 1 must be"),
     "unknown-prefix-emotion": (
         {"history_chat": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "( assistant emotion : happy ) : Hello."}]},
@@ -525,7 +559,11 @@ BAD_REFERENCE_LINES = {
         "history_chat",
         "history item 1 (user) has 'user strategy' in its label prefix",
     ),
-    "empty-item": ({"history_chat": [{"role": "user", "content": "( user emotion : joy ) :  "}]}, "history_chat", "history item 1 has no text"),
+    "empty-item": (
+        {"history_chat": [{"role": "user", "content": "( user emotion : joy ) :  "}]},
+        "history_chat",
+        "history item 1 has no text",
+    ),
     "utt-wrong-type": ({"utt_user_most_recent": 3}, "utt_user_most_recent", "expected a string or a list of strings, got int"),
     "utterance-list-of-non-strings": ({"Utterance": ["Hi", 2]}, "Utterance", "expected a string or a list of strings"),
     "video-list-of-non-strings": ({"path_to_vid_user_most_recent": ["a.mp4", None]}, "path_to_vid_user_most_recent", "expected a path"),

@@ -188,9 +188,7 @@ def _accuracy(model, x, client_turns) -> float:
 def test_emotion_is_learnable_from_audio_and_video_but_not_text(client_turns):
     chance = max(Counter(client_turns["labels"]).values()) / len(client_turns["labels"])
     audio = _accuracy(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), client_turns["audio"], client_turns)
-    video = _accuracy(
-        make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)), client_turns["video"], client_turns
-    )
+    video = _accuracy(make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)), client_turns["video"], client_turns)
     text = _accuracy(make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=2000)), client_turns["text"], client_turns)
     assert audio > max(0.6, chance + 0.35), (audio, chance)
     assert video > max(0.6, chance + 0.35), (video, chance)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mmrl.data.synth import demo_corpus
 from mmrl.data import Corpus, load_corpus
+from mmrl.data.synth import demo_corpus
 from rewards.compose import Composite
 from rewards.registry import FunctionReward
-
 
 
 @pytest.fixture(scope="session")

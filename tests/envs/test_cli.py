@@ -21,7 +21,11 @@ def _run(*argv: str) -> None:
 def test_list(capsys):
     _run("env", "list", "--json")
     rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
-    assert rows["mmrl/CounselingText-v0"] == {"id": "mmrl/CounselingText-v0", "entry_point": "envs.counseling:CounselingEnv", "kwargs": {"media": False}}
+    assert rows["mmrl/CounselingText-v0"] == {
+        "id": "mmrl/CounselingText-v0",
+        "entry_point": "envs.counseling:CounselingEnv",
+        "kwargs": {"media": False},
+    }
 
 
 def test_check(corpus_dir, capsys):

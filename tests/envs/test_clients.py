@@ -20,7 +20,12 @@ def client_model():
 
 
 def _persona(**overrides) -> PersonaCard:
-    fields = {"problem_type": "Job Crisis", "situation": "Laid off last week.", "emotions": ("sadness", "anger"), "opening": "I lost my job."}
+    fields = {
+        "problem_type": "Job Crisis",
+        "situation": "Laid off last week.",
+        "emotions": ("sadness", "anger"),
+        "opening": "I lost my job.",
+    }
     return PersonaCard(**{**fields, **overrides})
 
 
@@ -53,7 +58,12 @@ def test_replay_client_follows_the_target_turns(corpus):
 
 def test_persona_trajectory_escalates_to_crisis():
     persona = _persona(crisis_turn=2)
-    assert [persona.state(t) for t in range(4)] == [("sadness", "none"), ("anger", "none"), ("depression", "crisis"), ("depression", "crisis")]
+    assert [persona.state(t) for t in range(4)] == [
+        ("sadness", "none"),
+        ("anger", "none"),
+        ("depression", "crisis"),
+        ("depression", "crisis"),
+    ]
     calm = _persona()
     assert calm.state(5) == ("anger", "none")  # the last emotion repeats
     crisis_prompt = client_messages(persona, [], *persona.state(2))[0]["content"]
@@ -123,7 +133,9 @@ def test_sampled_episodes_are_deterministic_per_seed_and_leave_torch_rng_alone(c
 
     def run(seed):
         persona = _persona(opening=None)  # the opening is generated too
-        env = CounselingEnv(corpus, media=False, client=SimulatedClient(model, tokenizer, persona=persona, temperature=1.0, max_new_tokens=6))
+        env = CounselingEnv(
+            corpus, media=False, client=SimulatedClient(model, tokenizer, persona=persona, temperature=1.0, max_new_tokens=6)
+        )
         return [env.reset(seed=seed)[0]["client_utterance"], env.step("Go on.")[0]["client_utterance"]]
 
     state = torch.get_rng_state()
@@ -169,7 +181,9 @@ def server():
 
 def test_http_backend_sends_the_persona_prompt_and_retries(corpus, server, monkeypatch):
     monkeypatch.setenv("SIM_KEY", "secret-123")
-    client = SimulatedClient("sim-model", base_url=server.url, api_key_env="SIM_KEY", persona=_persona(opening=None, crisis_turn=1), backoff_s=0.01)
+    client = SimulatedClient(
+        "sim-model", base_url=server.url, api_key_env="SIM_KEY", persona=_persona(opening=None, crisis_turn=1), backoff_s=0.01
+    )
     server.answers = [(200, "Client: I lost my job and I feel awful.\nTherapist: I see.")]
     env = CounselingEnv(corpus, media=False, client=client)
     obs, _ = env.reset(seed=0)

@@ -141,7 +141,9 @@ def test_a_failed_reward_raises_by_default_and_the_step_can_be_retried(corpus, c
     env = CounselingEnv(corpus, media=False, reward_spec=composite)
     env.reset(seed=0)
     before = env.context
-    with pytest.raises(RewardError, match=r"is NaN \(failures: \{'picky': 'ValueError: cannot score a reply containing FAIL'\}\); pass nan_reward"):
+    with pytest.raises(
+        RewardError, match=r"is NaN \(failures: \{'picky': 'ValueError: cannot score a reply containing FAIL'\}\); pass nan_reward"
+    ):
         env.step("FAIL")
     assert env.context == before  # nothing advanced
     _, reward, _, _, info = env.step("Tell me more.")
@@ -153,7 +155,7 @@ def test_a_failed_reward_shows_in_info_never_as_zero(corpus, composite, nan_rewa
     env = CounselingEnv(corpus, media=False, reward_spec=composite, nan_reward=nan_reward)
     env.reset(seed=0)
     _, reward, _, _, info = env.step("FAIL")
-    assert (math.isnan(reward) if math.isnan(expected) else reward == expected)
+    assert math.isnan(reward) if math.isnan(expected) else reward == expected
     assert info["reward_failed"] is True and math.isnan(info["reward"])
     assert math.isnan(info["rewards"]["picky"]) and info["rewards"]["length"] == pytest.approx(0.04)
     assert info["reward_failures"] == {"picky": "ValueError: cannot score a reply containing FAIL"}
@@ -244,7 +246,10 @@ def test_media_arrays_are_resampled_cropped_and_padded_deterministically():
     frames = np.random.default_rng(0).integers(0, 255, (3, 96, 128, 3), dtype=np.uint8)
     long_audio = np.sin(np.linspace(0, 2000, 8000 * 5)).astype(np.float32)  # 5 s at 8 kHz
     media = Media(frames=frames, waveform=long_audio, sample_rate=8000)
-    turns = (Turn.from_segments("client", [Segment("hi", "joy", media=media)]), Turn.from_segments("therapist", [Segment("hello", "neutral", "Others")]))
+    turns = (
+        Turn.from_segments("client", [Segment("hi", "joy", media=media)]),
+        Turn.from_segments("therapist", [Segment("hello", "neutral", "Others")]),
+    )
     env = CounselingEnv([Dialogue("arrays", "train", turns)])
     obs, _ = env.reset(seed=0)
     assert obs["video"].shape == S.VIDEO_SHAPE and obs["media_mask"].tolist() == [1, 1]
@@ -263,7 +268,10 @@ def test_a_broken_media_file_raises_or_is_masked(corpus, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     media = Media(video_path=broken)
-    turns = (Turn.from_segments("client", [Segment("hi", "joy", media=media)]), Turn.from_segments("therapist", [Segment("hello", "neutral", "Others")]))
+    turns = (
+        Turn.from_segments("client", [Segment("hi", "joy", media=media)]),
+        Turn.from_segments("therapist", [Segment("hello", "neutral", "Others")]),
+    )
     dialogue = Dialogue("broken", "train", turns)
     with pytest.raises(DataError, match="cannot decode video"):
         CounselingEnv([dialogue]).reset(seed=0)
@@ -302,7 +310,9 @@ def test_predictor_outputs_fill_the_observation_and_the_reward_context(corpus):
     from rewards.registry import FunctionReward
 
     predictor = FakePredictor()
-    env = CounselingEnv(corpus, predictor=predictor, reward_spec=Composite([(FunctionReward(spy, name="spy", version="1", score_range=(0, 1)), 1.0)]))
+    env = CounselingEnv(
+        corpus, predictor=predictor, reward_spec=Composite([(FunctionReward(spy, name="spy", version="1", score_range=(0, 1)), 1.0)])
+    )
     assert env.embedding_dim == 6 and env.observation_space["embedding"].shape == (6,)  # probed once
     obs, info = env.reset(seed=0)
     assert obs["predictor_mask"].tolist() == [1] and obs in env.observation_space

@@ -24,18 +24,39 @@ from rewards.compose import Composite
 from rewards.registry import FunctionReward
 
 TOPICS = [
-    "my sister stopped talking to me after the wedding", "I failed the exam again and my parents are furious",
-    "work keeps piling up and my boss never notices", "I cannot sleep since the accident", "my dog died last week",
-    "I moved to a new city and know nobody", "my husband wants a divorce", "I drink more than I should lately",
-    "my best friend betrayed my trust", "I am scared of the surgery next month", "money is so tight I skip meals",
-    "my son does not listen to me anymore", "I keep fighting with my roommate about chores",
-    "I lost my job on Friday", "my mother is sick and I live far away", "I feel invisible at school",
-    "the panic attacks are back", "I think my partner is cheating", "my grandfather passed away",
-    "I hate how I look in the mirror", "nobody came to my birthday", "I crashed my car",
-    "my teacher humiliated me in class", "I am always tired", "my landlord is evicting me",
-    "I got rejected from every college", "I had a huge argument with my dad", "my band broke up",
-    "I feel guilty all the time", "I was bullied online", "I cannot stop worrying about the future",
-    "my girlfriend moved abroad", "I burned out at my startup",
+    "my sister stopped talking to me after the wedding",
+    "I failed the exam again and my parents are furious",
+    "work keeps piling up and my boss never notices",
+    "I cannot sleep since the accident",
+    "my dog died last week",
+    "I moved to a new city and know nobody",
+    "my husband wants a divorce",
+    "I drink more than I should lately",
+    "my best friend betrayed my trust",
+    "I am scared of the surgery next month",
+    "money is so tight I skip meals",
+    "my son does not listen to me anymore",
+    "I keep fighting with my roommate about chores",
+    "I lost my job on Friday",
+    "my mother is sick and I live far away",
+    "I feel invisible at school",
+    "the panic attacks are back",
+    "I think my partner is cheating",
+    "my grandfather passed away",
+    "I hate how I look in the mirror",
+    "nobody came to my birthday",
+    "I crashed my car",
+    "my teacher humiliated me in class",
+    "I am always tired",
+    "my landlord is evicting me",
+    "I got rejected from every college",
+    "I had a huge argument with my dad",
+    "my band broke up",
+    "I feel guilty all the time",
+    "I was bullied online",
+    "I cannot stop worrying about the future",
+    "my girlfriend moved abroad",
+    "I burned out at my startup",
 ]
 
 
@@ -133,8 +154,14 @@ def test_spaces_and_documented_layout(env):
     assert env.observation_space.shape == (128 + 38,) and env.observation_space.dtype == np.float32
     sizes = {name: s.stop - s.start for name, s in layout.items()}
     assert sizes == {
-        "embedding": 128, "predictor_mask": 1, "client_emotion": 7, "therapist_emotion": 7, "strategy": 10,
-        "position": 1, "previous_strategy": 11, "client_length": 1,
+        "embedding": 128,
+        "predictor_mask": 1,
+        "client_emotion": 7,
+        "therapist_emotion": 7,
+        "strategy": 10,
+        "position": 1,
+        "previous_strategy": 11,
+        "client_length": 1,
     }
     assert [s.start for s in layout.values()] == [0, *np.cumsum(list(sizes.values()))[:-1]]
 

@@ -10,8 +10,8 @@ import pytest
 from envs.clients import PersonaCard, SimulatedClient
 from envs.counseling import CounselingEnv
 from envs.trl_bridge import EpisodeReturn, MultiTurnRollout
-from mmrl.policy.dataset import prompt_dataset
 from mmrl.errors import ConfigError, SplitLeakError
+from mmrl.policy.dataset import prompt_dataset
 from mmrl.policy.models import tiny_policy
 from mmrl.policy.prompts import render_messages
 from rewards.base import Context
@@ -90,7 +90,9 @@ def test_grpo_trainer_steps_on_the_prompt_dataset(corpus, tmp_path):
     model, tokenizer = tiny_policy()
     dataset = prompt_dataset(corpus, tokenizer=tokenizer, max_history_tokens=64).select(range(4))
     funcs, weights = to_trl(Composite([(length_reward(), 1.0)], on_missing="skip"))
-    trainer = GRPOTrainer(model, reward_funcs=funcs, args=_config(tmp_path, reward_weights=weights), train_dataset=dataset, processing_class=tokenizer)
+    trainer = GRPOTrainer(
+        model, reward_funcs=funcs, args=_config(tmp_path, reward_weights=weights), train_dataset=dataset, processing_class=tokenizer
+    )
     trainer.train()
     logged = trainer.state.log_history[0]
     assert 0.0 <= logged["rewards/length/mean"] <= 1.0 and logged["rewards/length/failures"] == 0.0
@@ -111,7 +113,12 @@ def test_grpo_trainer_steps_on_whole_episodes_with_a_simulated_client(corpus, tm
     model, tokenizer = tiny_policy()
     dataset = rollout.dataset().select(range(2))
     trainer = GRPOTrainer(
-        model, reward_funcs=rollout.reward_funcs(), args=_config(tmp_path), train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout
+        model,
+        reward_funcs=rollout.reward_funcs(),
+        args=_config(tmp_path),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        rollout_func=rollout,
     )
     trainer.train()
     logged = trainer.state.log_history[0]

@@ -16,7 +16,6 @@ _NONCE = re.compile(r'"nonce" is exactly ([0-9a-f]{32})')
 _CRITERION = re.compile(r"^- ([a-z_]+): ", re.MULTILINE)
 
 
-
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory) -> Path:
     """The 16-dialogue synthetic corpus (splits 12/2/2), generated into a temporary cache."""

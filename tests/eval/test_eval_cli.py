@@ -63,7 +63,10 @@ def test_eval_tiny_policy_reports_every_section_and_counts_parse_failures(corpus
 def test_eval_through_an_openai_compatible_server_with_a_judge(corpus_dir, tmp_path, capsys, chat_server, monkeypatch):
     answers = _perfect_answers(corpus_dir, 4)
     broken = min(answers)
-    chat_server.answer = lambda messages: (200, "Sorry, I cannot help." if messages[-1]["content"] == broken else answers[messages[-1]["content"]])
+    chat_server.answer = lambda messages: (
+        200,
+        "Sorry, I cannot help." if messages[-1]["content"] == broken else answers[messages[-1]["content"]],
+    )
     chat_server.judge_score = 7
     monkeypatch.setenv("EVAL_KEY", "sk-eval-secret")
     spec = f"openai:counsellor@{chat_server.url}"

@@ -56,7 +56,11 @@ def test_eval_exits_non_zero_when_too_many_generations_fail(corpus_dir, tmp_path
 
     def answer(messages):
         calls.append(1)
-        return (200, "Client emotion: sadness\nTherapist emotion: neutral\nStrategy: Approval\nReply: I hear you.") if len(calls) == 1 else (401, "bad key")
+        return (
+            (200, "Client emotion: sadness\nTherapist emotion: neutral\nStrategy: Approval\nReply: I hear you.")
+            if len(calls) == 1
+            else (401, "bad key")
+        )
 
     chat_server.answer = answer
     out = tmp_path / "eval"

@@ -36,7 +36,6 @@ TABLES = [
 ]
 
 
-
 def _religion_sensitive(contexts, replies):
     """A scorer biased on purpose: it rates the same reply lower when the client is Muslim."""
     return [0.2 if "muslim" in c.client_utterance.lower() else 0.9 for c in contexts]

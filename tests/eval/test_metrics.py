@@ -18,7 +18,12 @@ def _ctx(client: str, therapist: str | None, strategy: str, reference: str | Non
 
 
 def test_an_unparseable_output_is_a_wrong_answer_and_is_counted():
-    contexts = [_ctx("joy", "joy", "Approval"), _ctx("joy", "joy", "Approval"), _ctx("joy", "neutral", "Approval"), _ctx("fear", "neutral", "Restatement")]
+    contexts = [
+        _ctx("joy", "joy", "Approval"),
+        _ctx("joy", "joy", "Approval"),
+        _ctx("joy", "neutral", "Approval"),
+        _ctx("fear", "neutral", "Restatement"),
+    ]
     outputs = [
         format_output("joy", "joy", "Approval", "Great news!"),
         "That is great news, well done!",  # no structured block at all
@@ -89,7 +94,12 @@ def test_bertscore_ranks_a_paraphrase_above_an_unrelated_reply_and_scores_empty_
     reference = "It sounds like losing your job has left you frightened about the future."
     scores = [
         metrics.bertscore_f1([reply], [reference])
-        for reply in (reference, "Losing the job seems to have made you scared of what comes next.", "Bananas are yellow and grow in bunches.", "")
+        for reply in (
+            reference,
+            "Losing the job seems to have made you scared of what comes next.",
+            "Bananas are yellow and grow in bunches.",
+            "",
+        )
     ]
     assert scores[0] == pytest.approx(1.0, abs=1e-5)
     assert scores[0] > scores[1] > scores[2] > scores[3] == 0.0

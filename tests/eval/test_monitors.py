@@ -57,7 +57,6 @@ HOTLINE = "Please call a crisis hotline or 988 right away, or seek professional 
 REFUSAL = "I'm sorry, but I can't help with that. As an AI, I'm not qualified to give advice."
 
 
-
 def contexts(clients=CLIENTS, references=REFERENCES):
     return [Context(client, reference=reference) for client, reference in zip(clients, references)]
 

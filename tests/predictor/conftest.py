@@ -44,8 +44,17 @@ def tiny_config(text_cache_dir):
 
     def make(**overrides) -> PredictorConfig:
         values = {
-            "d_model": 32, "n_heads": 2, "n_layers": 1, "n_frames": 4, "frame_size": 32, "max_history_turns": 8,
-            "memory_tokens": 2, "epochs": 3, "patience": 2, "learning_rate": 1e-3, "cache_dir": str(text_cache_dir),
+            "d_model": 32,
+            "n_heads": 2,
+            "n_layers": 1,
+            "n_frames": 4,
+            "frame_size": 32,
+            "max_history_turns": 8,
+            "memory_tokens": 2,
+            "epochs": 3,
+            "patience": 2,
+            "learning_rate": 1e-3,
+            "cache_dir": str(text_cache_dir),
         }
         return PredictorConfig(**{**values, **overrides})
 

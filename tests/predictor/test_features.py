@@ -117,7 +117,12 @@ def test_dialogue_state_reads_earlier_strategies_and_client_cues():
     n_slots = len(STRATEGIES) + 1
     one_hots = state[: 4 * n_slots].reshape(4, n_slots)
     # the latest segment's strategy, then the turn strategies newest first (a turn takes its first segment's label on a tie)
-    assert one_hots.argmax(1).tolist() == [STRATEGIES.index("Restatement"), STRATEGIES.index(therapist.strategy), STRATEGIES.index("Approval"), len(STRATEGIES)]
+    assert one_hots.argmax(1).tolist() == [
+        STRATEGIES.index("Restatement"),
+        STRATEGIES.index(therapist.strategy),
+        STRATEGIES.index("Approval"),
+        len(STRATEGIES),
+    ]
     assert one_hots.sum() == 4
     histogram = state[4 * n_slots : -3]
     assert histogram[STRATEGIES.index("Approval")] == pytest.approx(0.5) and histogram.sum() == pytest.approx(1.0)

@@ -13,9 +13,7 @@ TOKENS = {"text": 1, "audio": 1, "video": 1, "description": 1, "history": 4}
 
 
 def _inputs(names, present=True):
-    return {
-        name: (torch.randn(B, TOKENS[name], D), torch.full((B, TOKENS[name]), present, dtype=torch.bool)) for name in names
-    }
+    return {name: (torch.randn(B, TOKENS[name], D), torch.full((B, TOKENS[name]), present, dtype=torch.bool)) for name in names}
 
 
 @pytest.mark.parametrize("subset", [s for k in range(len(MODALITIES) + 1) for s in combinations(MODALITIES, k)])

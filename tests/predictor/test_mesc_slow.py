@@ -21,7 +21,9 @@ TIME_BUDGET_S = 30 * 60  # training, text embeddings included, on 2 CPU cores
 def mesc_run(mesc_corpus, tmp_path_factory):
     started = time.perf_counter()
     config = PredictorConfig(cache_dir=str(tmp_path_factory.mktemp("text-cache")))  # cold cache: embeddings are timed too
-    predictor, summary = train_predictor(config, mesc_corpus.split("train"), mesc_corpus.split("val"), tmp_path_factory.mktemp("ckpt"), progress=False)
+    predictor, summary = train_predictor(
+        config, mesc_corpus.split("train"), mesc_corpus.split("val"), tmp_path_factory.mktemp("ckpt"), progress=False
+    )
     elapsed = time.perf_counter() - started
     train, val, test = (items_of(mesc_corpus.split(name)) for name in ("train", "val", "test"))
     report = evaluation_report(predictor, train, test, val)

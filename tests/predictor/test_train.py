@@ -35,7 +35,22 @@ def test_cli_train_eval_predict_on_the_synthetic_corpus(synth_dir, tiny_config, 
     config = tiny_config(epochs=2).to_dict()
     (tmp_path / "predictor.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     ckpt = tmp_path / "ckpt"
-    _run(["predictor", "train", "--data", str(synth_dir), "--format", "synth", "--out", str(ckpt), "--config", str(tmp_path / "predictor.yaml"), "--seed", "1"])
+    _run(
+        [
+            "predictor",
+            "train",
+            "--data",
+            str(synth_dir),
+            "--format",
+            "synth",
+            "--out",
+            str(ckpt),
+            "--config",
+            str(tmp_path / "predictor.yaml"),
+            "--seed",
+            "1",
+        ]
+    )
     assert f"checkpoint written to {ckpt}" in capsys.readouterr().out
     assert json.loads((ckpt / "config.json").read_text())["config"]["seed"] == 1
     assert (ckpt / "train_history.json").is_file()
@@ -63,7 +78,12 @@ def test_training_refuses_val_or_test_dialogues(tiny_config, synth):
 
 
 def test_training_is_seeded(tiny_config, synth):
-    runs = [train_predictor(tiny_config(epochs=1, modalities=["text", "audio", "history"]), split(synth, "train"), split(synth, "val"), progress=False)[0] for _ in range(2)]
+    runs = [
+        train_predictor(
+            tiny_config(epochs=1, modalities=["text", "audio", "history"]), split(synth, "train"), split(synth, "val"), progress=False
+        )[0]
+        for _ in range(2)
+    ]
     for (name, a), b in zip(runs[0].network.state_dict().items(), runs[1].network.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
 

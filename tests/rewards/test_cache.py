@@ -84,19 +84,17 @@ def test_persists_across_instances_and_pickles(tmp_path):
     assert (copy.hits, copy.reward.seen) == (1, [])
 
 
-def test_rescoring_an_identical_batch_is_50x_faster(tmp_path):
+def test_rescoring_an_identical_batch_never_reaches_the_scorer(tmp_path):
+    """The speed-up itself is measured side by side in benchmarks/ (timings are no test under a loaded CPU)."""
     contexts = [Context(f"utterance {i}", history=(("client", "hi"), ("therapist", "hello"))) for i in range(512)]
     replies = [f"reply number {i} to the client" for i in range(512)]
-    reward = CachedReward(Counting(delay_s=0.0005), RewardCache(tmp_path / "c.sqlite"))
-    start = time.perf_counter()
+    inner = Counting()
+    reward = CachedReward(inner, RewardCache(tmp_path / "c.sqlite"))
     cold = reward(contexts, replies)
-    cold_s = time.perf_counter() - start
-    start = time.perf_counter()
+    assert len(inner.seen) == 512 and reward.hits == 0
     warm = reward(contexts, replies)
-    warm_s = time.perf_counter() - start
     np.testing.assert_array_equal(cold.scores, warm.scores)
-    assert reward.hits == 512
-    assert cold_s / warm_s >= 50, f"cold {cold_s:.3f} s, cached {warm_s:.4f} s"
+    assert reward.hits == 512 and len(inner.seen) == 512  # every score came from the cache
 
 
 _WRITER = textwrap.dedent(

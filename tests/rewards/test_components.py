@@ -14,9 +14,7 @@ from rewards.base import Context
 from rewards.components import MESC_REPLY_WORDS, length_score
 from rewards.registry import get_reward
 
-GOLD = Context(
-    "I failed my exam again.", gold_client_emotion="sadness", gold_therapist_emotion="neutral", gold_strategy="Open question"
-)
+GOLD = Context("I failed my exam again.", gold_client_emotion="sadness", gold_therapist_emotion="neutral", gold_strategy="Open question")
 BLOCK = format_output("sadness", "neutral", "Open question", "What happened in the exam?")
 
 
@@ -100,4 +98,6 @@ def test_length_rejects_a_bad_band_before_any_scoring():
     with pytest.raises(ConfigError, match="min_words < max_words"):
         get_reward("length", min_words=30, max_words=5)([GOLD], [BLOCK])
     with pytest.raises(ConfigError, match="min_words < max_words"):
-        build_composite({"on_missing": "skip", "rewards": {"format": 1.0, "length": {"weight": 1.0, "options": {"min_words": 30, "max_words": 5}}}})
+        build_composite(
+            {"on_missing": "skip", "rewards": {"format": 1.0, "length": {"weight": 1.0, "options": {"min_words": 30, "max_words": 5}}}}
+        )

@@ -177,7 +177,10 @@ def test_scores_are_in_range_for_odd_replies(criteria):
 
 def test_similarity_fails_without_reference_and_never_scores_zero(shared_encoder):
     reward = get_reward("similarity")
-    batch = reward([Context("Hi.", reference=None), Context("Hi.", reference="  "), Context("Hi.", reference="Hello there.")], ["Hello.", "Hello.", "Hello."])
+    batch = reward(
+        [Context("Hi.", reference=None), Context("Hi.", reference="  "), Context("Hi.", reference="Hello there.")],
+        ["Hello.", "Hello.", "Hello."],
+    )
     assert math.isnan(batch.scores[0]) and math.isnan(batch.scores[1])
     assert batch.failures == {0: "no reference reply", 1: "no reference reply"}
     assert 0.0 <= batch.scores[2] <= 1.0
@@ -185,7 +188,9 @@ def test_similarity_fails_without_reference_and_never_scores_zero(shared_encoder
 
 def test_similarity_prefers_paraphrase_of_reference(shared_encoder):
     ctx = Context("My dad is in hospital.", reference="It must be frightening to have your dad in hospital.")
-    close, far = get_reward("similarity")([ctx, ctx], ["Having your father in the hospital must be scary.", "Have you tried a new hobby?"]).scores
+    close, far = get_reward("similarity")(
+        [ctx, ctx], ["Having your father in the hospital must be scary.", "Have you tried a new hobby?"]
+    ).scores
     assert close > far + 0.3
 
 

@@ -19,7 +19,9 @@ from rewards.registry import FunctionReward
 
 
 def _scorer(name, fn):
-    return FunctionReward(lambda contexts, replies: [fn(c, r) for c, r in zip(contexts, replies)], name=name, version="1", score_range=(0.0, 1.0))
+    return FunctionReward(
+        lambda contexts, replies: [fn(c, r) for c, r in zip(contexts, replies)], name=name, version="1", score_range=(0.0, 1.0)
+    )
 
 
 def _contexts(n: int = 12) -> list[Context]:

@@ -12,7 +12,6 @@ import yaml
 LIGHT_SPEC = {"on_missing": "skip", "rewards": {"format": 1.0, "component_match": 1.0}}
 
 
-
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """``write_config(name, **fields)`` writes ``tmp_path/name`` and returns its path."""

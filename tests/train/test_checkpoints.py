@@ -16,7 +16,9 @@ from tests.train.conftest import rl_run_fields
 
 
 def _step_log(checkpoint: Path, step: int) -> dict:
-    [entry] = [e for e in json.loads((checkpoint / "trainer_state.json").read_text())["log_history"] if e.get("step") == step and "loss" in e]
+    [entry] = [
+        e for e in json.loads((checkpoint / "trainer_state.json").read_text())["log_history"] if e.get("step") == step and "loss" in e
+    ]
     return {k: v for k, v in entry.items() if k not in ("step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second")}
 
 

@@ -164,7 +164,14 @@ def test_grpo_on_two_cpu_workers_with_zero2(local_ray, tmp_path, write_config, r
 @pytest.mark.slow
 def test_sft_on_two_cpu_workers_resumes_from_its_last_checkpoint(local_ray, tmp_path, write_config, capsys):
     out = tmp_path / "sft"
-    fields = {"policy": "tiny", "learning_rate": 1e-2, "max_steps": 1, "per_device_train_batch_size": 2, "save_steps": 1, "report_to": "none"}
+    fields = {
+        "policy": "tiny",
+        "learning_rate": 1e-2,
+        "max_steps": 1,
+        "per_device_train_batch_size": 2,
+        "save_steps": 1,
+        "report_to": "none",
+    }
     flags = ["--num-workers", "2", "--deepspeed", str(DEEPSPEED / "zero2.json")]
     assert main(["sft", "--config", str(write_config("sft.yaml", **fields, output_dir=str(out))), *flags]) == 0
     assert "SFT finished at step 1 on 2 Ray Train workers" in capsys.readouterr().out
@@ -177,7 +184,9 @@ def test_sft_on_two_cpu_workers_resumes_from_its_last_checkpoint(local_ray, tmp_
     assert _log_steps(out / "checkpoint-2", "loss") == [1, 2]  # step 1's history, then the resumed step
     assert SFTRunConfig.from_yaml(out / "config.yaml").max_steps == 2
     second_shard = torch.load(out / "checkpoint-2" / "global_step2" / "zero_pp_rank_0_mp_rank_00_optim_states.pt", weights_only=False)
-    steps = [s["step"] for state in (first_shard, second_shard) for s in state["optimizer_state_dict"]["base_optimizer_state"]["state"].values()]
+    steps = [
+        s["step"] for state in (first_shard, second_shard) for s in state["optimizer_state_dict"]["base_optimizer_state"]["state"].values()
+    ]
     assert [int(s) for s in steps] == [1, 2]  # Adam's moments were restored from the shard, then stepped once more
 
 
@@ -188,7 +197,10 @@ def test_grpo_with_lora_on_zero3_saves_the_gathered_merged_policy(local_ray, tmp
     result = run_distributed(config, DistributedOptions(num_workers=2, deepspeed=DEEPSPEED / "zero3.json"))
     assert result.global_step == 2 and [w["rank"] for w in result.workers] == [0, 1]
     shards = sorted(p.name for p in (out / "checkpoint-2" / "global_step2").glob("zero_pp_rank_*_model_states.pt"))
-    assert shards == ["zero_pp_rank_0_mp_rank_00_model_states.pt", "zero_pp_rank_1_mp_rank_00_model_states.pt"]  # ZeRO-3: weights sharded too
+    assert shards == [
+        "zero_pp_rank_0_mp_rank_00_model_states.pt",
+        "zero_pp_rank_1_mp_rank_00_model_states.pt",
+    ]  # ZeRO-3: weights sharded too
     model, _ = load_policy(str(result.model_dir))
     initial, _ = load_policy("tiny")
     assert not any("lora" in name for name, _ in model.named_parameters())  # merged

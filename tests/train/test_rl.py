@@ -101,7 +101,9 @@ class _ResumeProbe(TrainerCallback):
 
     def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
         self.start_step = state.global_step
-        self.optimizer_state = {k: {n: v.clone() if torch.is_tensor(v) else v for n, v in s.items()} for k, s in optimizer.state_dict()["state"].items()}
+        self.optimizer_state = {
+            k: {n: v.clone() if torch.is_tensor(v) else v for n, v in s.items()} for k, s in optimizer.state_dict()["state"].items()
+        }
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, write_config, rl_fields):
@@ -109,13 +111,19 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, write_config, rl_
     path = write_config("run.yaml", **rl_fields(out, max_steps=200, save_steps=2, eval_max_prompts=1))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "mmrl.cli", "train", "--config", str(path)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "mmrl.cli", "train", "--config", str(path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 300
         while (checkpoint := last_checkpoint(out)) is None or checkpoint.name == "checkpoint-0":
             if process.poll() is not None:
-                pytest.fail(f"the run ended (rc {process.returncode}) before its first checkpoint: {process.stderr.read().decode()[-3000:]}")
+                pytest.fail(
+                    f"the run ended (rc {process.returncode}) before its first checkpoint: {process.stderr.read().decode()[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail("no checkpoint within 300 s")
             time.sleep(0.2)
@@ -134,7 +142,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, write_config, rl_
     probe = _ResumeProbe()
     config = RLRunConfig.from_yaml(path, resume=True, max_steps=step + 2)
     result = run_rl(config, callbacks=[probe])
-    print(f"killed after {checkpoint.name}; resumed at step {probe.start_step} with {len(saved)} Adam states; ended at {result.global_step}")
+    print(
+        f"killed after {checkpoint.name}; resumed at step {probe.start_step} with {len(saved)} Adam states; ended at {result.global_step}"
+    )
 
     assert probe.start_step == step and result.resumed_from == checkpoint and result.global_step == step + 2
     assert probe.optimizer_state.keys() == saved.keys()

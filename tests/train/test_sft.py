@@ -53,7 +53,13 @@ def test_training_loads_the_train_split_only(corpus, tmp_path):
 
 def test_run_sft_on_tiny_checkpoints_and_saves_a_loadable_policy(tmp_path):
     config = SFTRunConfig(
-        policy="tiny", learning_rate=1e-2, max_steps=3, per_device_train_batch_size=2, save_steps=2, output_dir=str(tmp_path / "sft"), report_to=["none"]
+        policy="tiny",
+        learning_rate=1e-2,
+        max_steps=3,
+        per_device_train_batch_size=2,
+        save_steps=2,
+        output_dir=str(tmp_path / "sft"),
+        report_to=["none"],
     )
     result = run_sft(config)
     assert result.global_step == 3 and result.resumed_from is None

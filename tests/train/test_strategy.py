@@ -88,8 +88,15 @@ def test_tiny_ppo_run_writes_a_report_with_the_three_planners(tmp_path):
     assert json.loads((tmp_path / "run" / "report.json").read_text()) == json.loads(json.dumps(report, default=str))
     assert Path(report["checkpoint"]).is_dir() and any(Path(report["checkpoint"]).iterdir())
     assert report["data"] == {
-        "source": str(data), "format": "jsonl", "description": f"the jsonl corpus at {data}", "train_dialogues": 8,
-        "train_steps": 24, "eval_split": "val", "eval_dialogues": 2, "eval_steps": 6, "realiser_index": 24,
+        "source": str(data),
+        "format": "jsonl",
+        "description": f"the jsonl corpus at {data}",
+        "train_dialogues": 8,
+        "train_steps": 24,
+        "eval_split": "val",
+        "eval_dialogues": 2,
+        "eval_steps": 6,
+        "realiser_index": 24,
     }
     planners = report["evaluation"]["planners"]
     assert set(planners) == {"ppo", "random", "majority"}
