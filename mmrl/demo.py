@@ -196,7 +196,7 @@ def run_demo(config: DemoConfig | None = None, out: str | Path | None = None) ->
             "per_step": _reward_curves(grpo_log.records, components),
             "val": grpo.evaluation,
         },
-        "parse_rate": {"sft": sft_val.get("parse_rate"), "grpo": (grpo.evaluation or {}).get("parse_rate")},
+        "parse_rate": {"sft": sft_val["parse"]["rate"], "grpo": (grpo.evaluation or {}).get("parse", {}).get("rate")},
         "examples": {"before_grpo": sft_val.get("examples", []), "after_grpo": (grpo.evaluation or {}).get("examples", [])},
         "outputs": {"predictor": str(out / "predictor"), "sft_policy": str(sft.model_dir), "grpo_policy": str(grpo.model_dir)},
         "seconds": timings,
@@ -278,7 +278,7 @@ def _markdown(report: dict[str, Any]) -> str:
             "|---|---|---|",
         ]
         lines += [
-            f"| {stage} | {_fmt(val.get('reward'))} | {_fmt(val.get('parse_rate'))} |"
+            f"| {stage} | {_fmt(val.get('reward'))} | {_fmt(val.get('parse', {}).get('rate'))} |"
             for stage, val in (("SFT", before), ("SFT + GRPO", after))
         ]
         for stage, key in (("SFT", "before_grpo"), ("SFT + GRPO", "after_grpo")):

@@ -68,9 +68,9 @@ def _train(args: argparse.Namespace) -> None:
     result = _run(config, args)
     evaluation = result.evaluation or {}
     if evaluation.get("reward") is not None:
-        scores = ", ".join(f"{name} {c['mean']:.3f}" for name, c in evaluation["components"].items() if c["mean"] is not None)
+        scores = ", ".join(f"{name} {c['mean']:.3f}" for name, c in evaluation["rewards"].items() if c["mean"] is not None)
         print(
-            f"val ({evaluation['prompts']} prompts): reward {evaluation['reward']:.3f}; {scores}; parse rate {evaluation['parse_rate']:.2f}"
+            f"val ({evaluation['prompts']} prompts): reward {evaluation['reward']:.3f}; {scores}; parse rate {evaluation['parse']['rate']:.2f}"
         )
     print(
         f"{config.algorithm.upper()} finished {_where(result)}: policy in {result.model_dir}; "

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
+from mmrl.eval.metrics import parse_stats
 from mmrl.llm import generate
 from mmrl.outputs import disk_full_as_error
-from mmrl.policy.prompts import parse_output
 from mmrl.train.config import RLRunConfig
 from mmrl.train.runs import (
     RunResult,
@@ -150,20 +150,19 @@ def _mean(values: np.ndarray) -> float | None:
 def evaluate_policy(model: Any, tokenizer: Any, prompts: Dataset, composite: Composite, *, max_new_tokens: int) -> dict[str, Any]:
     """Score greedy completions of a ``prompt_dataset`` with ``composite``.
 
-    Returns ``prompts``, ``reward`` (mean total over scorable completions), ``reward_failures``,
-    ``components`` (``{name: {"mean", "failures"}}``), ``parse_rate`` (share of completions whose
-    structured block parses fully: a parse failure is counted, never dropped) and the first three ``examples``.
+    In the names ``mmrl eval`` reports use: ``prompts``, ``reward`` (mean total over scorable completions),
+    ``reward_failed`` (completions whose total failed), ``rewards`` (``{name: {"mean", "failures"}}``), ``parse``
+    (``{"ok", "failed", "rate"}``: a parse failure is counted, never dropped) and the first three ``examples``.
     """
     completions = generate(model, tokenizer, prompts["prompt"], max_new_tokens=max_new_tokens)
     result = composite(contexts_from_columns(len(prompts), {"context": prompts["context"]}), completions)
-    parsed = [parse_output(c).ok for c in completions]
     return {
         "prompts": len(completions),
         "reward": _mean(result.total),
-        "reward_failures": int(np.isnan(result.total).sum()),
-        "components": {
+        "reward_failed": int(np.isnan(result.total).sum()),
+        "rewards": {
             name: {"mean": _mean(scores), "failures": len(result.failures.get(name, {}))} for name, scores in result.scores.items()
         },
-        "parse_rate": float(np.mean(parsed)) if parsed else math.nan,
+        "parse": parse_stats(completions),
         "examples": completions[:3],
     }

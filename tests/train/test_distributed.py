@@ -158,7 +158,7 @@ def test_grpo_on_two_cpu_workers_with_zero2(local_ray, tmp_path, write_config, r
     assert type(args).__name__ == "GRPOConfig" and args.deepspeed["zero_optimization"]["stage"] == 2
     assert args.deepspeed["optimizer"]["params"]["torch_adam"] is True  # the CPU setting, applied by the code path
     evaluation = json.loads((out / EVAL_FILE).read_text())
-    assert evaluation["prompts"] == 2 and set(evaluation["components"]) == {"format", "component_match"}
+    assert evaluation["prompts"] == 2 and set(evaluation["rewards"]) == {"format", "component_match"}
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ def test_two_steps_from_the_cli(algorithm, tmp_path, write_config, rl_fields, ca
 
     evaluation = json.loads((out / EVAL_FILE).read_text())
     assert evaluation["split"] == "val" and evaluation["prompts"] == 2
-    assert set(evaluation["components"]) == {"format", "component_match"} and 0.0 <= evaluation["parse_rate"] <= 1.0
+    assert set(evaluation["rewards"]) == {"format", "component_match"} and 0.0 <= evaluation["parse"]["rate"] <= 1.0
     args = torch.load(out / "checkpoint-2" / "training_args.bin", weights_only=False)
     assert type(args).__name__ == ("GRPOConfig" if algorithm == "grpo" else "RLOOConfig")
     if algorithm == "grpo":
