@@ -15,7 +15,15 @@ from mmrl.errors import MmrlError
 __all__ = ["main", "build_parser"]
 
 #: Modules that add their command groups with ``add_commands(subparsers)``, in help order.
-_COMMAND_MODULES = ("mmrl.predictor.cli", "envs.cli", "rewards.cli", "mmrl.train.cli", "mmrl.train.strategy_cli", "mmrl.eval.cli")
+_COMMAND_MODULES = (
+    "mmrl.predictor.cli",
+    "envs.cli",
+    "rewards.cli",
+    "mmrl.train.cli",
+    "mmrl.train.strategy_cli",
+    "mmrl.eval.cli",
+    "mmrl.rate.cli",
+)
 
 
 def _print_json(payload: object) -> None:
