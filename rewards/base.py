@@ -6,8 +6,8 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -64,6 +64,21 @@ class Context:
             dialogue_id=dialogue.id,
             turn_index=index,
         )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Context:
+        """A Context from its fields as JSON holds them: ``history`` as ``[speaker, text]`` pairs, ``predicted`` as lists.
+
+        A missing ``client_utterance`` or an unknown field is a TypeError naming it.
+        """
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unknown Context field {unknown[0]!r}")
+        values = dict(data)
+        values["history"] = tuple((str(speaker), str(text)) for speaker, text in values.get("history") or ())
+        if values.get("predicted") is not None:
+            values["predicted"] = {k: tuple(float(p) for p in v) for k, v in values["predicted"].items()}
+        return cls(**values)
 
     @property
     def client_emotion(self) -> str | None:

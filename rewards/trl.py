@@ -57,11 +57,7 @@ def context_json(context: Context) -> str:
 
 @lru_cache(maxsize=8192)
 def _parse_context(text: str) -> Context:
-    data = json.loads(text)
-    data["history"] = tuple(tuple(turn) for turn in data.get("history") or ())
-    if data.get("predicted") is not None:
-        data["predicted"] = {k: tuple(v) for k, v in data["predicted"].items()}
-    return Context(**data)
+    return Context.from_json(json.loads(text))
 
 
 def _target_context(columns: Mapping[str, Sequence], i: int) -> Context:

@@ -117,12 +117,7 @@ def _context(record: dict, resolve: Callable[[], Mapping[str, Context]]) -> Cont
             raise KeyError(f"no MESC target turn {record['mesc']!r}")
         return contexts[record["mesc"]]
     context = record["context"]
-    return Context(
-        client_utterance=context["client_utterance"],
-        history=tuple((speaker, text) for speaker, text in context.get("history") or ()),
-        situation=context.get("situation"),
-        gold_client_emotion=context.get("gold_client_emotion"),
-    )
+    return Context.from_json({k: context[k] for k in ("client_utterance", "history", "situation", "gold_client_emotion") if k in context})
 
 
 def load_pairs(path: Path, contexts: Callable[[], Mapping[str, Context]] = mesc_contexts) -> list[Pair]:
