@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmrl.data.io import json_lines
 from mmrl.errors import ConfigError, DataError
 
 __all__ = ["Pair", "load_pairs", "load_key", "make_pairs", "write_jsonl"]
@@ -64,13 +65,9 @@ def load_pairs(path: str | Path) -> list[Pair]:
         raise ConfigError(f"pairs file {path} not found: give the jsonl that `mmrl rate make-pairs` (or blind_pairs.py context) wrote")
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
-    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON ({exc.msg} at column {exc.colno})", path=path, line=line_no) from None
+    for line_no, row in json_lines(path):
+        if isinstance(row, DataError):
+            raise row
         if not isinstance(row, dict):
             raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=line_no)
         pair_id = row.get("id", str(line_no))
@@ -108,13 +105,9 @@ def load_key(path: str | Path) -> dict[str, tuple[str, str]]:
     if not path.is_file():
         raise ConfigError(f"key file {path} not found: give the --key that `mmrl rate make-pairs` wrote")
     key: dict[str, tuple[str, str]] = {}
-    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON ({exc.msg} at column {exc.colno})", path=path, line=line_no) from None
+    for line_no, row in json_lines(path):
+        if isinstance(row, DataError):
+            raise row
         if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("a", "b")) or "id" not in row:
             raise DataError('expected {"id", "a": system, "b": system}', path=path, line=line_no)
         if row["a"] == row["b"]:

@@ -16,7 +16,6 @@ Written as ``report.md``, ``preferences.csv``, ``agreement.csv``, ``scorer_agree
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrl.data.io import json_lines
 from mmrl.errors import ConfigError, DataError, MissingDependencyError
 from mmrl.rate import QUESTIONS
 
@@ -165,13 +165,9 @@ def load_scores(path: Path) -> list[dict]:
     if not path.is_file():
         raise ConfigError(f"scores file {path} not found")
     rows = []
-    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON ({exc.msg})", path=path, line=line_no) from None
+    for line_no, row in json_lines(path):
+        if isinstance(row, DataError):
+            raise row
         scores = row.get("scores") if isinstance(row, dict) else None
         if not isinstance(scores, dict) or "id" not in row or not isinstance(row.get("system"), str):
             raise DataError('expected {"id", "system", "scores": {criterion: number}}', path=path, line=line_no)

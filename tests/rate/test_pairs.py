@@ -29,7 +29,7 @@ def test_context_string_format_ids_default_to_line_numbers(tmp_path):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("{not json", "p.jsonl:2: not JSON"),
+        ("{not json", "p.jsonl:2: invalid JSON"),
         ('{"id": "x", "reply_a": "a"}', "p.jsonl:2, field 'reply_b': missing 'reply_b'"),
         ('{"id": "x", "reply_a": 3, "reply_b": "b"}', "field 'reply_a': expected a string"),
         ('{"id": "ok", "reply_a": "a", "reply_b": "b"}', "id 'ok' repeats line 1"),
