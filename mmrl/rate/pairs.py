@@ -2,7 +2,7 @@
 
 Two shapes are read, one JSON object per line:
 
-- the blind format (``experiments/mesc/blind_pairs.py context`` writes it): ``id``, ``reply_a``, ``reply_b`` and the
+- the blind format (:func:`make_pairs` with ``data`` and ``experiments/mesc/blind_pairs.py`` write it): ``id``, ``reply_a``, ``reply_b`` and the
   context fields ``situation``, ``history`` (``[{"speaker", "text"}]``, the last turns), ``client_utterance`` and
   optionally ``video_description``. The context fields may all be absent (the committed ``docs/results`` file holds only
   ids and replies): the app then says that the context is missing.
@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmrl.data.io import json_lines
+from mmrl.data.sources import load_dialogues
 from mmrl.errors import ConfigError, DataError
+from rewards.base import Context
 
-__all__ = ["Pair", "load_pairs", "load_key", "make_pairs", "write_jsonl"]
+__all__ = ["LAST_TURNS", "Pair", "context_fields", "load_key", "load_pairs", "make_pairs", "turn_contexts", "write_jsonl"]
 
-#: The newest history turns kept with each pair made by :func:`make_pairs` (as in experiments/mesc/blind_pairs.py).
+#: The newest history turns kept with each pair's context (:func:`context_fields`).
 LAST_TURNS = 4
 
 
@@ -62,7 +64,9 @@ def load_pairs(path: str | Path) -> list[Pair]:
     """The pairs of a jsonl file; a DataError naming the file, the line and the field for anything malformed."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"pairs file {path} not found: give the jsonl that `mmrl rate make-pairs` (or blind_pairs.py context) wrote")
+        raise ConfigError(
+            f"pairs file {path} not found: give the jsonl that `mmrl rate make-pairs` (or experiments/mesc/blind_pairs.py) wrote"
+        )
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
     for line_no, row in json_lines(path):
@@ -141,6 +145,30 @@ def _reply(sample: dict) -> str:
     return sample.get("reply") or sample.get("completion") or ""
 
 
+def turn_contexts(
+    turns: Sequence[tuple[str, int]], data: str | Path, *, format: str | None = None, split: str | None = None, where: str
+) -> dict[tuple[str, int], Context]:
+    """The Context of each ``(dialogue id, turn index)`` from ``data`` (its ``split``, None: all); a turn whose dialogue
+    ``data`` lacks is a DataError saying it is in ``where``."""
+    dialogues = {d.id: d for d in load_dialogues(data, format=format, split=split)}
+    out = {}
+    for dialogue_id, turn in turns:
+        if dialogue_id not in dialogues:
+            raise DataError(f"turn {turn} of dialogue {dialogue_id!r} is in {where} but not in --data {data}", path=data)
+        out[(dialogue_id, turn)] = Context.from_dialogue(dialogues[dialogue_id], turn)
+    return out
+
+
+def context_fields(context: Context) -> dict:
+    """A pair's reference-free context fields: situation, the last :data:`LAST_TURNS` turns, client utterance, video."""
+    return {
+        "situation": context.situation,
+        "history": [{"speaker": s, "text": t} for s, t in context.history[-LAST_TURNS:]],
+        "client_utterance": context.client_utterance,
+        "video_description": context.video_description,
+    }
+
+
 def make_pairs(
     eval_a: Path,
     eval_b: Path,
@@ -168,16 +196,7 @@ def make_pairs(
         raise ConfigError(
             f"only {len(usable)} turns have a successful reply in both {eval_a} and {eval_b}; asked for --n {n}: pass a smaller --n"
         )
-    contexts = {}
-    if data is not None:
-        from mmrl.data.sources import load_dialogues
-        from rewards.base import Context
-
-        dialogues = {d.id: d for d in load_dialogues(data, format=format, split=None)}
-        for k in usable:
-            if k[0] not in dialogues:
-                raise DataError(f"turn {k[1]} of dialogue {k[0]!r} is in the eval samples but not in --data {data}", path=data)
-            contexts[k] = Context.from_dialogue(dialogues[k[0]], k[1])
+    contexts = {} if data is None else turn_contexts(usable, data, format=format, where="the eval samples")
     rng = random.Random(seed)
     chosen = sorted(rng.sample(usable, n), key=lambda k: (k[0].zfill(12), k[1]))
     pairs, key = [], []
@@ -192,13 +211,7 @@ def make_pairs(
             "reply_b": _reply(systems[1][1]),
         }
         if k in contexts:
-            c = contexts[k]
-            row |= {
-                "situation": c.situation,
-                "history": [{"speaker": s, "text": t} for s, t in c.history[-LAST_TURNS:]],
-                "client_utterance": c.client_utterance,
-                "video_description": c.video_description,
-            }
+            row |= context_fields(contexts[k])
         pairs.append(row)
         key.append({"id": row["id"], "a": systems[0][0], "b": systems[1][0]})
     return pairs, key

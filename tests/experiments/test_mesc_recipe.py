@@ -1,4 +1,4 @@
-"""The MESC recipe's files (issue 14): its configs load and check, and the blind pair file keeps the key apart."""
+"""The MESC recipe (issue 14): its configs load and check; its blind pair file (`mmrl rate make-pairs`) keeps the key apart."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mmrl.errors import ConfigError
+from mmrl.rate.pairs import make_pairs
 from mmrl.train.config import RLRunConfig, SFTRunConfig
 
 RECIPE = Path(__file__).resolve().parents[2] / "experiments" / "mesc"
@@ -32,27 +34,20 @@ def _samples(path: Path, system: str, n: int = 80, failed: tuple[int, ...] = ())
     (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _blind(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(RECIPE / "blind_pairs.py"), *argv], cwd=cwd, capture_output=True, text=True)
-
-
 def test_blind_pairs_are_seeded_shuffled_and_keyed_apart(tmp_path):
+    """How docs/results/blind_pairs.jsonl was drawn: `mmrl rate make-pairs` over the two runs' eval directories."""
     _samples(tmp_path / "runs" / "sft", "sft", failed=(3,))
     _samples(tmp_path / "runs" / "grpo_x", "grpo", failed=(5,))
-    for out in ("one", "two"):
-        done = _blind("write", "--grpo", "grpo_x", "--runs", "runs", "--n", "60", "--out", out, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-    pairs = [json.loads(line) for line in (tmp_path / "one" / "blind_pairs.jsonl").read_text().splitlines()]
-    key = [json.loads(line) for line in (tmp_path / "one" / "blind_key.jsonl").read_text().splitlines()]
-    assert (tmp_path / "one" / "blind_pairs.jsonl").read_text() == (tmp_path / "two" / "blind_pairs.jsonl").read_text()
+    pairs, key = make_pairs(tmp_path / "runs" / "sft", tmp_path / "runs" / "grpo_x", n=60, seed=14)
+    assert (pairs, key) == make_pairs(tmp_path / "runs" / "sft", tmp_path / "runs" / "grpo_x", n=60, seed=14)
     assert len(pairs) == len(key) == 60 and {p["dialogue_id"] for p in pairs}.isdisjoint({"3", "5"})  # failed generations left out
-    assert set(pairs[0]) == {"id", "dialogue_id", "turn_index", "reply_a", "reply_b"}  # no system name in the raters' file
+    assert set(pairs[0]) == {"id", "dialogue_id", "turn_index", "reply_a", "reply_b"}  # no system name, no MESC text
     for pair, k in zip(pairs, key):
         assert pair["id"] == k["id"] and {k["a"], k["b"]} == {"sft", "grpo_x"}
         assert pair["reply_a"].startswith("sft" if k["a"] == "sft" else "grpo")
     assert 20 <= Counter(k["a"] for k in key)["sft"] <= 40  # both orders occur
-    short = _blind("write", "--grpo", "grpo_x", "--runs", "runs", "--n", "79", "--out", "three", cwd=tmp_path)
-    assert short.returncode != 0 and "only 78 contexts have both generations" in short.stderr
+    with pytest.raises(ConfigError, match="only 78 turns have a successful reply in both"):
+        make_pairs(tmp_path / "runs" / "sft", tmp_path / "runs" / "grpo_x", n=79, seed=14)
 
 
 def test_blind_pairs_get_their_context_from_a_local_mesc_copy(tmp_path, mesc_dir):
@@ -62,12 +57,16 @@ def test_blind_pairs_get_their_context_from_a_local_mesc_copy(tmp_path, mesc_dir
     turn = dialogue.target_indices()[1]
     pair = {"id": "p001", "dialogue_id": dialogue.id, "turn_index": turn, "reply_a": "A", "reply_b": "B"}
     (tmp_path / "pairs.jsonl").write_text(json.dumps(pair) + "\n" + json.dumps({**pair, "id": "p002", "dialogue_id": "no-such"}) + "\n")
-    done = _blind("context", "--pairs", "pairs.jsonl", "--data", str(mesc_dir), "--out", "rated.jsonl", cwd=tmp_path)
-    assert done.returncode != 0 and "pair p002 names test dialogue 'no-such'" in done.stderr
+    done = _context("--pairs", "pairs.jsonl", "--data", str(mesc_dir), "--out", "rated.jsonl", cwd=tmp_path)
+    assert done.returncode != 0 and f"turn {turn} of dialogue 'no-such' is in pairs.jsonl but not in --data" in done.stderr
     (tmp_path / "pairs.jsonl").write_text(json.dumps(pair) + "\n")
-    done = _blind("context", "--pairs", "pairs.jsonl", "--data", str(mesc_dir), "--out", "rated.jsonl", cwd=tmp_path)
+    done = _context("--pairs", "pairs.jsonl", "--data", str(mesc_dir), "--out", "rated.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     row = json.loads((tmp_path / "rated.jsonl").read_text())
     history, client, _ = dialogue.context_at(turn)
     assert row["client_utterance"] == client.text and row["situation"] == dialogue.situation
     assert [h["text"] for h in row["history"]] == [t.text for t in history][-4:] and row["reply_a"] == "A"
+
+
+def _context(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RECIPE / "blind_pairs.py"), *argv], cwd=cwd, capture_output=True, text=True)
