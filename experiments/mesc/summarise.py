@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrl.data.io import json_lines
+from mmrl.errors import DataError
 from mmrl.eval import metrics
 from mmrl.eval.compare import build_prompts
 from mmrl.eval.report import write_comparison
@@ -40,7 +42,12 @@ GENERIC = "That sounds really hard. How do you feel about it?"
 
 
 def _samples(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for _, row in json_lines(path):
+        if isinstance(row, DataError):
+            raise row
+        rows.append(row)
+    return rows
 
 
 def _trust_means(samples: list[dict]) -> dict[tuple, float]:

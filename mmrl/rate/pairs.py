@@ -130,13 +130,12 @@ def _samples(eval_dir: Path) -> dict[tuple[str, int], dict]:
     if not path.is_file():
         raise ConfigError(f"{path} not found: give a directory written by `mmrl eval --out`")
     rows = {}
-    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
+    for line_no, row in json_lines(path):
+        if isinstance(row, DataError):
+            raise row
         try:
-            row = json.loads(text)
             rows[(str(row["dialogue_id"]), int(row["turn_index"]))] = row
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"not an `mmrl eval` sample ({type(exc).__name__}: {exc})", path=path, line=line_no) from None
     return rows
 
