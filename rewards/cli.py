@@ -27,6 +27,7 @@ from mmrl.errors import DataError
 from mmrl.labels import normalise_emotion, normalise_strategy
 from rewards.base import Context
 from rewards.compose import Component, Composite, CompositeResult
+from rewards.criteria.learned import SPLITS as PAIR_SPLITS
 
 __all__ = ["INPUT_FIELDS", "add_commands", "read_inputs"]
 
@@ -276,7 +277,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     probe = actions.add_parser("probe", help="can templates, off-context replies, length or filler beat the real counsellor? (MESC)")
     probe.add_argument("--data", type=Path, required=True, help="the MESC directory (MESC.csv, val.json, test.json)")
     probe.add_argument("--split", choices=SPLITS, default="test", help="dialogues whose target turns are probed")
-    probe.add_argument("--pairs", choices=("train", "dev", "test"), default="test", help="which labelled pair split to score")
+    probe.add_argument("--pairs", choices=PAIR_SPLITS, default="holdout", help="which labelled pair split to score")
     probe.add_argument("--min-words", type=int, default=8, help="probe turns whose real reply has at least this many words")
     probe.add_argument("--limit", type=int, default=0, help="probe only the first N turns (0: all)")
     probe.add_argument(

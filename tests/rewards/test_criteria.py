@@ -27,7 +27,7 @@ from rewards.registry import get_reward
 #: wins"); they leave room for a pair or two to flip on another machine's floating point.
 TRAINING_THRESHOLD = 0.8
 TEST_THRESHOLD = 0.6
-_CONTEXT_SPLIT = {"train": ("train",), "dev": ("val",), "test": ("test",)}
+_CONTEXT_SPLIT = {"train": ("train",), "dev": ("val",), "test": ("test",), "holdout": ("test",)}
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +70,7 @@ def test_pair_sets_are_length_balanced_well_formed_and_disjoint(name):
     """In every split the better reply is the shorter one in about half the pairs (length is no shortcut); MESC contexts
     of a split come from the matching MESC split; no reply pair appears in two splits."""
     seen: dict[tuple[str, str], str] = {}
-    for split, minimum in zip(SPLITS, (50, 20, 24)):
+    for split, minimum in zip(SPLITS, (50, 40, 24, 40)):
         records = _records(name, split)
         assert len(records) >= minimum, f"{name}/{split}: {len(records)} pairs"
         shorter = np.mean([len(r["better"].split()) < len(r["worse"].split()) for r in records])
@@ -96,12 +96,13 @@ def test_pairwise_accuracy_training(criteria, mesc_pairs, name, capsys):
     assert accuracy >= TRAINING_THRESHOLD, f"{name}: {accuracy:.3f} on the training pairs"
 
 
+@pytest.mark.parametrize("split", ["test", "holdout"])
 @pytest.mark.parametrize("name", CRITERIA)
-def test_pairwise_accuracy_test(criteria, mesc_pairs, name, capsys):
-    accuracy, longer = _accuracy(criteria[name], mesc_pairs[name, "test"])
+def test_pairwise_accuracy_test(criteria, mesc_pairs, name, split, capsys):
+    accuracy, longer = _accuracy(criteria[name], mesc_pairs[name, split])
     with capsys.disabled():
-        print(f"\n  test pairs {name}: {accuracy:.3f} (longer wins {longer:.2f})", end="")
-    assert accuracy >= TEST_THRESHOLD and abs(longer - 0.5) <= 0.1, f"{name}: {accuracy:.3f} on the test pairs"
+        print(f"\n  {split} pairs {name}: {accuracy:.3f} (longer wins {longer:.2f})", end="")
+    assert accuracy >= TEST_THRESHOLD and abs(longer - 0.5) <= 0.1, f"{name}: {accuracy:.3f} on the {split} pairs"
 
 
 #: (criterion, reply A, reply B, context where A is better, context where B is better): same replies, opposite order.
