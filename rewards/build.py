@@ -28,7 +28,7 @@ import numpy as np
 
 from mmrl.data.schema import Dialogue
 from rewards.base import Context
-from rewards.context_fit import BUCKETS, FEATURES, ContextFit, segments, word_buckets
+from rewards.context_fit import BUCKETS, FEATURES, SEGMENTS, ContextFit, segments, word_buckets
 from rewards.criteria.common import CRITERIA_MODEL, embed
 from rewards.criteria.learned import TRAINING_GENERICS
 from rewards.probe import FILLERS, other_replies, probe_contexts
@@ -84,7 +84,7 @@ class _Batch:
         self.context_bags = [torch.from_numpy(_bags(texts).toarray()) for texts in parts]
         self.context_vectors = [torch.from_numpy(embed(list(texts), model)) for texts in parts]
         self.reply_bags = torch.from_numpy(_bags(replies).toarray())
-        self.sizes = [self.context_bags[k].sum(dim=1) for k in range(3)]  # distinct words per context segment
+        self.sizes = [self.context_bags[k].sum(dim=1) for k in range(len(SEGMENTS))]  # distinct words per context segment
         self.reply_vectors = torch.from_numpy(embed(list(replies), model))
 
 
@@ -95,7 +95,7 @@ def _logits(batch: _Batch, idf, occurrence, mean_vectors, log_gain, weights):
     word_weights = idf * torch.exp(log_gain)
     norms = (batch.reply_bags @ idf) ** POWER + 1.0
     out = 0.0
-    for k in range(3):
+    for k in range(len(SEGMENTS)):
         shared = (batch.context_bags[k] * word_weights) @ batch.reply_bags.T
         chance = 1.0 - torch.exp(batch.sizes[k][:, None] * torch.log1p(-occurrence)[None, :])  # (contexts, buckets)
         expected = (chance * word_weights) @ batch.reply_bags.T
@@ -104,7 +104,7 @@ def _logits(batch: _Batch, idf, occurrence, mean_vectors, log_gain, weights):
         cosine = batch.context_vectors[k] @ batch.reply_vectors.T - torch.outer(
             batch.context_vectors[k] @ direction, batch.reply_vectors @ direction
         )
-        out = out + weights[3 + k] * cosine
+        out = out + weights[len(SEGMENTS) + k] * cosine
     return out
 
 

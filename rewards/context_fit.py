@@ -86,8 +86,8 @@ class ContextFit:
     idf: np.ndarray  # (BUCKETS,): the reply's IDF mass, divided out
     word_weights: np.ndarray  # (BUCKETS,): the weight of a shared word (IDF times a learned gain)
     occurrence: np.ndarray  # (BUCKETS,): per word slot of a context, the chance it holds the bucket (``df / Σ bag sizes``)
-    mean_vectors: np.ndarray  # (3, dim): mean static embedding of each segment over the reference contexts
-    weights: np.ndarray  # (6,) over FEATURES
+    mean_vectors: np.ndarray  # (segments, dim): mean static embedding of each segment over the reference contexts
+    weights: np.ndarray  # over FEATURES
     power: float  # the reply's IDF mass is divided out to this power
     scale: float  # calibration: context_fit = logistic(scale * pmi + shift)
     shift: float
@@ -100,10 +100,10 @@ class ContextFit:
         return np.array([self.idf[b].sum() for b in bags]) ** self.power + 1.0
 
     def features(self, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
-        """``(n, 6)`` match features of each (context, reply)."""
+        """``(n, len(FEATURES))`` match features of each (context, reply)."""
         bags = self._bags(replies)
         norms = self._norms(bags)
-        parts = list(zip(*(segments(c) for c in contexts))) if contexts else [(), (), ()]
+        parts = list(zip(*(segments(c) for c in contexts))) if contexts else [()] * len(SEGMENTS)
         vectors = embed(list(replies), self.model)
         out = np.zeros((len(replies), len(FEATURES)))
         for k, texts in enumerate(parts):
@@ -114,11 +114,11 @@ class ContextFit:
             for i, (text, bag) in enumerate(zip(texts, bags)):
                 shared = np.intersect1d(bag, context_bags[where[text]], assume_unique=True)
                 out[i, k] = self.word_weights[shared].sum() / norms[i]
-            out[:, 3 + k] = np.einsum("ij,ij->i", vectors, context_vectors[[where[text] for text in texts]])
+            out[:, len(SEGMENTS) + k] = np.einsum("ij,ij->i", vectors, context_vectors[[where[text] for text in texts]])
         return out
 
     def corpus_features(self, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
-        """``(n, 6)`` expected features of each reply over reference contexts of the same size as its own.
+        """``(n, len(FEATURES))`` expected features of each reply over reference contexts of the same size as its own.
 
         A segment of ``L`` distinct words holds a word with chance ``1 − (1 − p)^L`` (``p`` = :attr:`occurrence`),
         so the expected overlap of a generic reply does not depend on how long the conversation is. The
@@ -128,18 +128,20 @@ class ContextFit:
         bags = self._bags(replies)
         norms = self._norms(bags)
         out = np.zeros((len(replies), len(FEATURES)))
-        parts = list(zip(*(segments(c) for c in contexts))) if contexts else [(), (), ()]
+        parts = list(zip(*(segments(c) for c in contexts))) if contexts else [()] * len(SEGMENTS)
         sizes = [{text: len(word_buckets(text)) for text in set(texts)} for texts in parts]  # distinct words per segment
         for i, bag in enumerate(bags):
-            chance = 1.0 - np.power.outer(1.0 - self.occurrence[bag], [sizes[k][parts[k][i]] for k in range(3)])  # (reply words, 3)
-            out[i, :3] = (self.word_weights[bag] @ chance) / norms[i]
+            chance = 1.0 - np.power.outer(
+                1.0 - self.occurrence[bag], [sizes[k][parts[k][i]] for k in range(len(SEGMENTS))]
+            )  # (reply words, segments)
+            out[i, : len(SEGMENTS)] = (self.word_weights[bag] @ chance) / norms[i]
         directions = self.mean_vectors / np.linalg.norm(self.mean_vectors, axis=1, keepdims=True)
         along = np.stack([embed(list(texts), self.model) @ directions[k] for k, texts in enumerate(parts)], axis=1)
-        out[:, 3:] = (embed(list(replies), self.model) @ directions.T) * along
+        out[:, len(SEGMENTS) :] = (embed(list(replies), self.model) @ directions.T) * along
         return out
 
     def batch_features(self, contexts: Sequence[Context], replies: Sequence[str], own: np.ndarray | None = None) -> np.ndarray | None:
-        """``(n, 6)`` mean features of each reply over the *other* distinct contexts of the batch (None with fewer than two).
+        """``(n, len(FEATURES))`` mean features of each reply over the *other* distinct contexts of the batch (None with fewer than two).
 
         The features are linear in the context's word bag and embedding, so the sum over all distinct
         contexts is one aggregate bag and one summed vector per segment; the reply's own context (its
@@ -158,7 +160,7 @@ class ContextFit:
                 counts[word_buckets(text)] += 1.0
             for i, bag in enumerate(bags):
                 total[i, k] = (counts[bag] * self.word_weights[bag]).sum() / norms[i]
-            total[:, 3 + k] = vectors @ embed(list(texts), self.model).sum(axis=0)
+            total[:, len(SEGMENTS) + k] = vectors @ embed(list(texts), self.model).sum(axis=0)
         own = self.features(contexts, replies) if own is None else own
         return (total - own) / (len(distinct) - 1)
 
