@@ -65,8 +65,8 @@ class PredictorConfig(YamlConfig):
             `"gru"`: a causal GRU over the dialogue's turns (text embeddings, speakers, earlier labels; see
             `mmrl.predictor.sequence`), trained after the fusion network, predicts the strategy, and the fusion's
             strategy head only shapes the fused embedding; `"fusion"`: the fusion's strategy head (with
-            `dialogue_state` and `copy_strategies`), the fast path (`mmrl predictor train --fast`, the demo).
-        sequence_dim (`int`, defaults to `128`): hidden width of each GRU.
+            `dialogue_state` and `copy_strategies`), the fast path (`mmrl predictor train --fast`).
+        sequence_dim (`int`, defaults to `128`): hidden width of the GRU.
         sequence_class_weight_power (`float`, defaults to `0.0`): `class_weight_power` of the GRU's strategy loss.
         sequence_dropout (`float`, defaults to `0.3`): dropout on the GRU's inputs and head (a third of it on the text embeddings).
 
@@ -119,9 +119,9 @@ class PredictorConfig(YamlConfig):
     )
 
     strategy_model: str = field(default="gru", metadata={"help": "'gru' (a GRU over the dialogue's turns) or 'fusion' (fast)"})
-    sequence_dim: int = field(default=128, metadata={"help": "hidden width of each strategy GRU"})
+    sequence_dim: int = field(default=128, metadata={"help": "hidden width of the strategy GRU"})
     sequence_class_weight_power: float = field(default=0.0, metadata={"help": "class_weight_power of the strategy GRU's loss"})
-    sequence_dropout: float = field(default=0.3, metadata={"help": "dropout of the strategy GRUs"})
+    sequence_dropout: float = field(default=0.3, metadata={"help": "dropout of the strategy GRU"})
 
     epochs: int = field(default=40, metadata={"help": "maximum epochs"})
     patience: int = field(default=6, metadata={"help": "early-stopping patience (epochs)"})

@@ -2,7 +2,7 @@
 
 Reads in the order it runs: seeding -> features (text embeddings from the disk cache, media decoded
 once) -> model -> loss -> epoch loop with a progress bar -> (with ``strategy_model: gru``) the
-strategy GRUs' own epoch loop, early-stopped on validation strategy weighted-F1 -> logit adjustment
+strategy GRU's own epoch loop, early-stopped on validation strategy weighted-F1 -> logit adjustment
 -> best weights saved.
 :func:`train_dfew` trains one clip classifier per DFEW fold the same way.
 """
