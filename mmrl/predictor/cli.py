@@ -47,7 +47,7 @@ def _train(args: argparse.Namespace) -> None:
     dfew = _is_dfew(args)
     writes = ("dfew_metrics.json",) if dfew else ("model.safetensors", "config.json", "train_history.json")
     check_output(args.out, inputs=[args.data, args.config], overwrite=args.overwrite, writes=writes)
-    config = load_config(args.config, seed=args.seed)
+    config = load_config(args.config, seed=args.seed, strategy_model="fusion" if args.fast else None)
     if dfew:
         from mmrl.predictor.train import train_dfew
 
@@ -153,6 +153,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     train.add_argument("--config", type=Path, default=None, help="YAML of PredictorConfig fields")
     train.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    train.add_argument("--fast", action="store_true", help="strategy_model: fusion (no strategy GRU: about a minute less on MESC)")
     train.set_defaults(func=_train)
 
     evaluate = actions.add_parser("eval", help="metrics of a checkpoint and the baselines on a split")

@@ -59,6 +59,17 @@ class PredictorConfig(YamlConfig):
             counts (from `history`), and the client turn's length, question marks, segments and duration
             (from `text`).
 
+        > Strategy
+
+        strategy_model (`str`, defaults to `"gru"`):
+            `"gru"`: a causal GRU over the dialogue's turns (text embeddings, speakers, earlier labels; see
+            `mmrl.predictor.sequence`), trained after the fusion network, predicts the strategy, and the fusion's
+            strategy head only shapes the fused embedding; `"fusion"`: the fusion's strategy head (with
+            `dialogue_state` and `copy_strategies`), the fast path (`mmrl predictor train --fast`).
+        sequence_dim (`int`, defaults to `128`): hidden width of the GRU.
+        sequence_class_weight_power (`float`, defaults to `0.0`): `class_weight_power` of the GRU's strategy loss.
+        sequence_dropout (`float`, defaults to `0.3`): dropout on the GRU's inputs and head (a third of it on the text embeddings).
+
         > Training
 
         epochs (`int`, defaults to `40`): upper bound on epochs.
@@ -107,6 +118,11 @@ class PredictorConfig(YamlConfig):
         metadata={"help": "linear path from dialogue-state cues (earlier strategies, counts, client-turn cues) to the strategy logits"},
     )
 
+    strategy_model: str = field(default="gru", metadata={"help": "'gru' (a GRU over the dialogue's turns) or 'fusion' (fast)"})
+    sequence_dim: int = field(default=128, metadata={"help": "hidden width of the strategy GRU"})
+    sequence_class_weight_power: float = field(default=0.0, metadata={"help": "class_weight_power of the strategy GRU's loss"})
+    sequence_dropout: float = field(default=0.3, metadata={"help": "dropout of the strategy GRU"})
+
     epochs: int = field(default=40, metadata={"help": "maximum epochs"})
     patience: int = field(default=6, metadata={"help": "early-stopping patience (epochs)"})
     batch_size: int = field(default=64, metadata={"help": "examples per step"})
@@ -136,6 +152,8 @@ class PredictorConfig(YamlConfig):
             raise ConfigError(f"need 1 <= memory_tokens <= max_history_turns, got {self.memory_tokens} and {self.max_history_turns}")
         if self.copy_strategies < 0:
             raise ConfigError(f"copy_strategies must be >= 0, got {self.copy_strategies}")
+        if self.strategy_model not in ("gru", "fusion"):
+            raise ConfigError(f"strategy_model must be 'gru' or 'fusion', got {self.strategy_model!r}")
         if self.loss not in ("weighted_ce", "focal"):
             raise ConfigError(f"loss must be 'weighted_ce' or 'focal', got {self.loss!r}")
         if self.loss != "focal" and self.focal_gamma != 2.0:
@@ -144,10 +162,20 @@ class PredictorConfig(YamlConfig):
             raise ConfigError(
                 f"task_weights needs 3 non-negative weights (client emotion, therapist emotion, strategy), got {self.task_weights}"
             )
-        for name in ("dropout", "modality_dropout", "label_smoothing"):
+        for name in ("dropout", "modality_dropout", "label_smoothing", "sequence_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("epochs", "batch_size", "n_frames", "frame_size", "n_mels", "sample_rate", "num_threads", "n_layers"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "n_frames",
+            "frame_size",
+            "n_mels",
+            "sample_rate",
+            "num_threads",
+            "n_layers",
+            "sequence_dim",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.patience < 1 or not math.isfinite(self.learning_rate) or self.learning_rate <= 0:

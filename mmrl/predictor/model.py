@@ -1,4 +1,4 @@
-"""The multimodal predictor: encoders + ConvCompressor + fusion + three heads, and its checkpoints.
+"""The multimodal predictor: encoders + ConvCompressor + fusion + three heads (+ the DialogueGRU), and its checkpoints.
 
 A checkpoint is a directory with ``model.safetensors`` (the trainable weights; frozen Hugging Face
 backbones are reloaded from their id) and ``config.json`` (the :class:`PredictorConfig`, the label
@@ -40,6 +40,7 @@ from mmrl.predictor.features import (
     collate,
 )
 from mmrl.predictor.fusion import ModalityFusion
+from mmrl.predictor.sequence import DialogueGRU
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -55,7 +56,11 @@ _WEIGHTS, _CONFIG = "model.safetensors", "config.json"
 
 
 class PredictorNetwork(nn.Module):
-    """Tokens per modality -> :class:`ModalityFusion` -> fused embedding -> three task heads."""
+    """Tokens per modality -> :class:`ModalityFusion` -> fused embedding -> three task heads.
+
+    With ``strategy_model: gru`` a :class:`DialogueGRU` (trained after the fusion) gives the strategy;
+    the fusion's strategy head then only shapes the fused embedding (an auxiliary task).
+    """
 
     def __init__(self, config: PredictorConfig, text_dim: int) -> None:
         super().__init__()
@@ -104,6 +109,9 @@ class PredictorNetwork(nn.Module):
         )
         # Wide path: the dialogue-state cues (earlier strategies, counts, client-turn surface cues) straight into the strategy logits.
         self.state_head = nn.Linear(STATE_DIM, len(TASK_LABELS["strategy"])) if config.dialogue_state else None
+        self.sequence = (
+            DialogueGRU(text_dim, config.sequence_dim, dropout=config.sequence_dropout) if config.strategy_model == "gru" else None
+        )
         copies = config.copy_strategies and "history" in modalities and config.history_labels
         self.copy_gate = nn.Linear(d, config.copy_strategies + 1) if copies else None
         # Post-hoc logit adjustment (-tau * log prior), tuned on validation after training; zero while training.
@@ -129,14 +137,22 @@ class PredictorNetwork(nn.Module):
             )
         return out
 
-    def forward(self, batch: Batch, drop: Iterable[str] = ()) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Return ``({task: logits}, fused embedding (B, d_model))``; with copying, strategy logits are log-probabilities."""
+    def forward(
+        self, batch: Batch, drop: Iterable[str] = (), *, fusion_strategy: bool = False
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Return ``({task: logits}, fused embedding (B, d_model))``; with copying, strategy logits are log-probabilities.
+
+        ``fusion_strategy`` takes the fusion's strategy head even when there is a GRU (training stage 1)."""
+        drop = set(drop)
         embedding = self.fusion(self.tokens(batch, drop))
         logits = {task: head(embedding) for task, head in self.heads.items()}
-        if self.state_head is not None:
-            logits["strategy"] = logits["strategy"] + self.state_head(self._visible_state(batch, set(drop)))
-        if self.copy_gate is not None and "history" not in set(drop):
-            logits["strategy"] = self._copy_previous_strategy(logits["strategy"], embedding, batch)
+        if self.sequence is not None and not fusion_strategy:
+            logits["strategy"] = self.sequence(batch, drop)
+        else:
+            if self.state_head is not None:
+                logits["strategy"] = logits["strategy"] + self.state_head(self._visible_state(batch, drop))
+            if self.copy_gate is not None and "history" not in drop:
+                logits["strategy"] = self._copy_previous_strategy(logits["strategy"], embedding, batch)
         return {task: logits[task] + self.logit_adjustment[task] for task in TASKS}, embedding
 
     def _visible_state(self, batch: Batch, drop: set[str]) -> torch.Tensor:
@@ -209,15 +225,17 @@ class MultimodalPredictor:
 
     @torch.no_grad()
     def predict_features(
-        self, features: FeatureSet, *, drop: Iterable[str] = (), batch_size: int = 256
+        self, features: FeatureSet, *, drop: Iterable[str] = (), batch_size: int = 256, fusion_strategy: bool = False
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Probabilities ``{task: (N, classes)}`` and fused embeddings ``(N, d_model)`` of a feature set."""
+        """Probabilities ``{task: (N, classes)}`` and fused embeddings ``(N, d_model)`` of a feature set
+        (``fusion_strategy``: see :meth:`PredictorNetwork.forward`)."""
         self.network.eval()
         drop = set(drop) | set(self.untrained_modalities)
         probabilities: dict[str, list[np.ndarray]] = {task: [] for task in TASKS}
         embeddings = []
         for start in range(0, len(features), batch_size):
-            logits, embedding = self.network(collate(features.examples[start : start + batch_size], features.table), drop)
+            batch = collate(features.examples[start : start + batch_size], features.table)
+            logits, embedding = self.network(batch, drop, fusion_strategy=fusion_strategy)
             for task in TASKS:
                 probabilities[task].append(torch.softmax(logits[task], -1).numpy())
             embeddings.append(embedding.numpy())

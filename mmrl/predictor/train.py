@@ -1,7 +1,9 @@
 """Training: seeded, class-weighted (or focal) multi-task loss, early stopping on validation weighted-F1.
 
 Reads in the order it runs: seeding -> features (text embeddings from the disk cache, media decoded
-once) -> model -> loss -> epoch loop with a progress bar -> best weights restored and saved.
+once) -> model -> loss -> epoch loop with a progress bar -> (with ``strategy_model: gru``) the
+strategy GRU's own epoch loop, early-stopped on validation strategy weighted-F1 -> logit adjustment
+-> best weights saved.
 :func:`train_dfew` trains one clip classifier per DFEW fold the same way.
 """
 
@@ -71,12 +73,14 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list
     return list(order.split(batch_size))
 
 
-def _validation_score(predictor: MultimodalPredictor, val: FeatureSet) -> tuple[float, dict]:
-    """Mean weighted-F1 over the tasks with validation labels, and the per-task metrics."""
-    probabilities, _ = predictor.predict_features(val)
+def _validation_score(
+    predictor: MultimodalPredictor, val: FeatureSet, tasks: Sequence[str] = TASKS, fusion_strategy: bool = False
+) -> tuple[float, dict]:
+    """Mean weighted-F1 over ``tasks`` with validation labels, and the per-task metrics of every task."""
+    probabilities, _ = predictor.predict_features(val, fusion_strategy=fusion_strategy)
     gold = {task: np.array([e.labels[k] for e in val.examples]) for k, task in enumerate(TASKS)}
     metrics = score_predictions(gold, {task: p.argmax(-1) for task, p in probabilities.items()})
-    scores = [m["weighted_f1"] for m in metrics.values() if not np.isnan(m["weighted_f1"])]
+    scores = [metrics[task]["weighted_f1"] for task in tasks if not np.isnan(metrics[task]["weighted_f1"])]
     return float(np.mean(scores)) if scores else 0.0, metrics
 
 
@@ -124,6 +128,30 @@ def _fit(
         "epochs_run": len(history),
         "history": history,
     }
+
+
+def _fit_sequence(predictor: MultimodalPredictor, train: FeatureSet, val: FeatureSet, progress: bool) -> dict:
+    """Train the network's :class:`~mmrl.predictor.sequence.DialogueGRU` alone (the rest stays as trained),
+    early-stopped on validation strategy weighted-F1."""
+    network, config = predictor.network, predictor.config
+    column = TASKS.index("strategy")
+    labels = np.array([e.labels[column] for e in train.examples])
+    weights = class_weights(labels, len(TASK_LABELS["strategy"]), config.sequence_class_weight_power)
+
+    def step_loss(indices: torch.Tensor) -> torch.Tensor:
+        batch = collate([train.examples[i] for i in indices.tolist()], train.table)
+        return task_loss(network.sequence(batch, drop=predictor.untrained_modalities), batch.labels[:, column], weights, config)
+
+    summary = _fit(
+        network.sequence,
+        config,
+        len(train),
+        step_loss,
+        lambda: _validation_score(predictor, val, tasks=("strategy",)),
+        progress,
+        "strategy GRU",
+    )
+    return {k: v for k, v in summary.items() if k != "history"}
 
 
 def tune_logit_adjustment(predictor: MultimodalPredictor, val: FeatureSet, train_labels: np.ndarray) -> dict[str, float]:
@@ -184,13 +212,24 @@ def train_predictor(
 
     def step_loss(indices: torch.Tensor) -> torch.Tensor:
         batch = collate([train_set.examples[i] for i in indices.tolist()], train_set.table)
-        logits, _ = network(batch, drop=predictor.untrained_modalities)
+        logits, _ = network(batch, drop=predictor.untrained_modalities, fusion_strategy=True)
         return sum(
             w * task_loss(logits[task], batch.labels[:, k], weights[task], config)
             for k, (task, w) in enumerate(zip(TASKS, config.task_weights))
         )
 
-    summary = _fit(network, config, len(train_set), step_loss, lambda: _validation_score(predictor, val_set), progress, "predictor")
+    summary = _fit(
+        network,
+        config,
+        len(train_set),
+        step_loss,
+        lambda: _validation_score(predictor, val_set, fusion_strategy=True),
+        progress,
+        "predictor",
+    )
+    if network.sequence is not None:
+        summary["strategy_gru"] = _fit_sequence(predictor, train_set, val_set, progress)
+        summary["val_metrics"]["strategy"] = summary["strategy_gru"]["val_metrics"]["strategy"]
     if config.logit_adjustment:
         summary["logit_adjustment_tau"] = tune_logit_adjustment(predictor, val_set, labels)
     histories = [dialogue.context_at(index)[0] for dialogue, index in train_items] if "history" in config.modalities else []

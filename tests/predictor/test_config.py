@@ -47,6 +47,9 @@ def test_config_file_problems_are_config_errors(tmp_path):
         ({"task_weights": [1.0, 1.0]}, "3 non-negative"),
         ({"modality_dropout": 1.0}, r"\[0, 1\)"),
         ({"epochs": 0}, "epochs"),
+        ({"strategy_model": "crf"}, "'gru' or 'fusion'"),
+        ({"sequence_dim": 0}, "sequence_dim"),
+        ({"sequence_dropout": 1.0}, "sequence_dropout"),
     ],
 )
 def test_conflicting_settings_are_rejected(values, message):

@@ -13,7 +13,8 @@ from mmrl.predictor.train import train_predictor
 
 pytestmark = pytest.mark.slow
 
-TARGET_MARGIN = 0.05  # weighted-F1 over the best baseline of the task
+TARGET_MARGIN = 0.05  # client emotion: weighted-F1 over the best baseline of the task
+STRATEGY_TARGET_MARGIN = 0.03  # strategy (issue 17): weighted-F1 over the best baseline (the previous strategy on MESC)
 TIME_BUDGET_S = 30 * 60  # training, text embeddings included, on 2 CPU cores
 
 
@@ -47,10 +48,10 @@ def test_client_emotion_beats_the_best_baseline(mesc_run):
 
 
 @pytest.mark.xfail(
-    reason="known gap: test weighted-F1 about 0.335 vs 0.346 for the previous-strategy baseline (target 0.396); "
-    "5-fold out-of-fold on train, the allowed inputs reach about 3 points over that baseline",
+    reason="known gap (docs/results/strategy.md): test weighted-F1 0.310 +- 0.004 over 3 seeds (strategy GRU; 0.327 +- 0.014 "
+    "with --fast) vs 0.346 for the previous-strategy baseline, target 0.376",
     strict=False,
 )
 def test_strategy_beats_the_best_baseline(mesc_run):
     _, report = mesc_run
-    assert _margin(report, "strategy") >= TARGET_MARGIN
+    assert _margin(report, "strategy") >= STRATEGY_TARGET_MARGIN

@@ -21,7 +21,7 @@ def _dialogue() -> Dialogue:
 
 
 def test_strategy_head_can_copy_the_previous_strategy(tiny_config):
-    predictor = MultimodalPredictor.build(tiny_config(modalities=["text", "history"], copy_strategies=2))
+    predictor = MultimodalPredictor.build(tiny_config(modalities=["text", "history"], copy_strategies=2, strategy_model="fusion"))
     network = predictor.network.eval()
     features = predictor.featurizer.build([(_dialogue(), 3), (_dialogue(), 5)])
     batch = collate(features.examples, features.table)
@@ -42,7 +42,7 @@ def test_strategy_head_can_copy_the_previous_strategy(tiny_config):
 
 
 def test_dialogue_state_path_reaches_the_strategy_and_hides_with_the_history(tiny_config):
-    predictor = MultimodalPredictor.build(tiny_config(modalities=["text", "history"], copy_strategies=0))
+    predictor = MultimodalPredictor.build(tiny_config(modalities=["text", "history"], copy_strategies=0, strategy_model="fusion"))
     network = predictor.network.eval()
     features = predictor.featurizer.build([(_dialogue(), 3), (_dialogue(), 5)])
     batch = collate(features.examples, features.table)

@@ -72,6 +72,29 @@ def test_cli_train_eval_predict_on_the_synthetic_corpus(synth_dir, tiny_config, 
     assert len(records[0]["embedding"]) == config["d_model"] and records[0]["predicted"]["client_emotion"] in EMOTIONS
 
 
+def test_cli_train_fast_keeps_the_fusion_strategy_head(synth_dir, tiny_config, tmp_path, capsys):
+    (tmp_path / "predictor.yaml").write_text(yaml.safe_dump(tiny_config(epochs=1).to_dict()), encoding="utf-8")
+    ckpt = tmp_path / "ckpt"
+    _run(
+        [
+            "predictor",
+            "train",
+            "--data",
+            str(synth_dir),
+            "--format",
+            "synth",
+            "--out",
+            str(ckpt),
+            "--config",
+            str(tmp_path / "predictor.yaml"),
+            "--fast",
+        ]
+    )
+    assert json.loads((ckpt / "config.json").read_text())["config"]["strategy_model"] == "fusion"
+    loaded = MultimodalPredictor.load(ckpt)
+    assert loaded.network.sequence is None and loaded.network.state_head is not None
+
+
 def test_training_refuses_val_or_test_dialogues(tiny_config, synth):
     with pytest.raises(SplitLeakError, match="train split"):
         train_predictor(tiny_config(), split(synth, "train") + split(synth, "test"), split(synth, "val"), progress=False)
