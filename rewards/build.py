@@ -33,7 +33,7 @@ from rewards.criteria.common import CRITERIA_MODEL, embed
 from rewards.criteria.learned import TRAINING_GENERICS
 from rewards.probe import FILLERS, other_replies, probe_contexts
 
-__all__ = ["build", "build_context_fit", "build_probes", "recall_at_1"]
+__all__ = ["build", "build_context_fit", "build_cross_encoder", "build_probes", "calibrate_on_mesc", "recall_at_1"]
 
 POWER = 0.5
 EPOCHS = 8
@@ -221,3 +221,31 @@ def build(mesc: Path, *, seed: int = 0) -> dict:
     load_model.cache_clear()
     report["probe_training_accuracy"] = build_probes(mesc)
     return report
+
+
+def build_cross_encoder(mesc: Path, *, epochs: int = 2, seed: int = 0, progress: bool = True) -> dict:
+    """Train the opt-in cross-encoder (:mod:`rewards.cross_encoder`) on every criterion's training pairs, keep the epoch best
+    on the dev pairs, calibrate it on real MESC train replies, and write its shipped artefact; returns the training report."""
+    from mmrl.labels import TRUST_CRITERIA
+    from rewards.criteria.learned import load_pairs, mesc_contexts, pairs_path
+    from rewards.cross_encoder import ARTEFACT, load_model, save, train_cross_encoder
+
+    def pairs(split: str) -> dict:
+        return {name: load_pairs(pairs_path(name, split), lambda: mesc_contexts(mesc)) for name in TRUST_CRITERIA}
+
+    model, report = train_cross_encoder(pairs("train"), pairs("dev"), epochs=epochs, seed=seed, progress=progress)
+    report["calibration"] = calibrate_on_mesc(model, mesc, seed=seed)
+    save(model, ARTEFACT, metadata={"data": "written training pairs (dev pairs for selection)", "seed": str(seed), "epochs": str(epochs)})
+    load_model.cache_clear()
+    return report
+
+
+def calibrate_on_mesc(model, mesc: Path, *, n: int = 1000, seed: int = 0) -> dict:
+    """Calibrate the cross-encoder (:func:`rewards.cross_encoder.calibrate`) on ``n`` seeded real counsellor replies of MESC train."""
+    from mmrl.data import load_corpus
+    from rewards.cross_encoder import calibrate
+
+    train = load_corpus(mesc, "mesc").split("train")
+    contexts = [c for d in train for i in d.target_indices() for c in [Context.from_dialogue(d, i)] if c.reference and c.reference.strip()]
+    sample = random.Random(seed).sample(contexts, min(n, len(contexts)))
+    return calibrate(model, sample, [c.reference or "" for c in sample])

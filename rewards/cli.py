@@ -199,9 +199,11 @@ def _probe(args: argparse.Namespace) -> None:
     if args.generics is not None:
         generics, fillers = _read_generics(args.generics)
     pairs = {name: load_pairs(pairs_path(name, args.pairs), lambda: mesc_contexts(args.data)) for name in TRUST_CRITERIA}
-    scorers = {name: get_reward(name) for name in (*TRUST_CRITERIA, "context_fit")}
+    # with --cross-encoder the seven criteria are read by the fine-tuned cross-encoder (cross_<criterion>), reported under their names
+    scorers = {name: get_reward(f"cross_{name}" if args.cross_encoder else name) for name in TRUST_CRITERIA}
+    scorers["context_fit"] = get_reward("context_fit")
     report = reward_probe(contexts, scorers, pairs=pairs, generics=generics, fillers=fillers, seed=args.seed)
-    report.update(split=args.split, pairs_split=args.pairs)
+    report.update(split=args.split, pairs_split=args.pairs, criteria="cross_encoder" if args.cross_encoder else "local")
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -254,9 +256,9 @@ def _print_probe(report: dict) -> None:
 
 
 def _build(args: argparse.Namespace) -> None:
-    from rewards.build import build
+    from rewards.build import build, build_cross_encoder
 
-    report = build(args.data, seed=args.seed)
+    report = build_cross_encoder(args.data, epochs=args.epochs, seed=args.seed) if args.cross_encoder else build(args.data, seed=args.seed)
     print(json.dumps(report, indent=2))
 
 
@@ -284,9 +286,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--generics", type=Path, help='JSON {"generic": {style: [reply, ...]}, "fillers": [...]} instead of the built-in ones'
     )
     probe.add_argument("--seed", type=int, default=0, help="seed of the replies drawn from other dialogues")
+    probe.add_argument("--cross-encoder", action="store_true", help="probe the cross_<criterion> scorers instead of the local criteria")
     probe.add_argument("--json", action="store_true", help="print the full report as JSON")
     probe.set_defaults(func=_probe)
     build = actions.add_parser("build", help="refit the shipped context_fit model and criteria probes from MESC (minutes)")
     build.add_argument("--data", type=Path, required=True, help="the MESC directory")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument(
+        "--cross-encoder",
+        action="store_true",
+        help="instead: train the opt-in cross_<criterion> scorer on the labelled pairs (~1 h on 2 CPU cores)",
+    )
+    build.add_argument(
+        "--epochs", type=int, default=2, help="with --cross-encoder: passes over the training pairs (the best on dev is kept)"
+    )
     build.set_defaults(func=_build)
