@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_file", "cache_root", "cached_arrays"]
+__all__ = ["atomic_file", "cache_root", "cached_arrays", "read_artefact"]
 
 
 def cache_root() -> Path:
@@ -30,6 +30,19 @@ def atomic_file(path: Path) -> Iterator[str]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def read_artefact(path: Path, what: str, rebuild: str, framework: str = "numpy") -> tuple[dict[str, str], dict]:
+    """The metadata and tensors of a shipped safetensors artefact; an unreadable file is a ConfigError naming ``what`` and ``rebuild``."""
+    from safetensors import SafetensorError, safe_open
+
+    from mmrl.errors import ConfigError
+
+    try:
+        with safe_open(str(path), framework=framework) as f:
+            return f.metadata() or {}, {key: f.get_tensor(key) for key in f.keys()}
+    except (OSError, SafetensorError) as exc:
+        raise ConfigError(f"{what} {path} cannot be read ({exc}); {rebuild}") from None
 
 
 def _read_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:

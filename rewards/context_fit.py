@@ -200,15 +200,10 @@ class ContextFit:
 @cache
 def load_model(path: Path = ARTEFACT) -> ContextFit:
     """The fitted model from its safetensors artefact (a missing or damaged file is a ConfigError naming the rebuild command)."""
-    from safetensors import SafetensorError, safe_open
+    from mmrl.files import read_artefact
 
     rebuild = "rebuild it with `mmrl rewards build --data MESC_DIR`"
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            arrays = {key: f.get_tensor(key) for key in f.keys()}
-    except (OSError, SafetensorError) as exc:
-        raise ConfigError(f"context_fit model {path} cannot be read ({exc}); {rebuild}") from None
+    meta, arrays = read_artefact(path, "context_fit model", rebuild)
     if meta.get("features") != ",".join(FEATURES) or arrays.get("idf", np.empty(0)).shape != (BUCKETS,):
         raise ConfigError(f"context_fit model {path} was built for other features; {rebuild}")
     power, scale, shift = (float(v) for v in arrays["calibration"])

@@ -242,15 +242,10 @@ def save(model, path: Path = ARTEFACT, metadata: Mapping[str, str] | None = None
 @cache
 def load_model(path: Path = ARTEFACT):
     """The shipped cross-encoder (a missing, damaged or mismatched artefact is a ConfigError naming the build command)."""
-    from safetensors import SafetensorError, safe_open
+    from mmrl.files import read_artefact
 
     rebuild = "build it with `mmrl rewards build --data MESC_DIR --cross-encoder`"
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            state = {key: f.get_tensor(key) for key in f.keys()}
-    except (OSError, SafetensorError) as exc:
-        raise ConfigError(f"cross-encoder weights {path} cannot be read ({exc}); {rebuild}") from None
+    meta, state = read_artefact(path, "cross-encoder weights", rebuild, framework="pt")
     if meta.get("criteria") != ",".join(TRUST_CRITERIA) or meta.get("rank") != str(RANK):
         raise ConfigError(f"cross-encoder weights {path} were built for other criteria or adapters; {rebuild}")
     model = CrossEncoder()
