@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from mmrl.errors import ConfigError
 from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context
 from rewards.registry import get_reward
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("peft")
 
 
 def _tiny():
