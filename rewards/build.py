@@ -116,7 +116,7 @@ def build_context_fit(
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    contexts = [c for d in train for i in d.target_indices() for c in [Context.from_dialogue(d, i)] if c.reference and c.reference.strip()]
+    contexts = probe_contexts(train, min_words=1)  # every target turn with a non-empty real reply
     idf_np, occurrence_np, mean_vectors_np = _statistics(train, contexts, model)
     idf, occurrence = torch.tensor(idf_np, dtype=torch.float32), torch.tensor(occurrence_np, dtype=torch.float32)
     mean_vectors = torch.tensor(mean_vectors_np, dtype=torch.float32)
@@ -246,6 +246,6 @@ def calibrate_on_mesc(model, mesc: Path, *, n: int = 1000, seed: int = 0) -> dic
     from rewards.cross_encoder import calibrate
 
     train = load_corpus(mesc, "mesc").split("train")
-    contexts = [c for d in train for i in d.target_indices() for c in [Context.from_dialogue(d, i)] if c.reference and c.reference.strip()]
+    contexts = probe_contexts(train, min_words=1)  # every target turn with a non-empty real reply
     sample = random.Random(seed).sample(contexts, min(n, len(contexts)))
     return calibrate(model, sample, [c.reference or "" for c in sample])

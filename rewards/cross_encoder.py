@@ -38,6 +38,8 @@ import numpy as np
 from mmrl.errors import ConfigError
 from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context
+from rewards.criteria.common import context_fit, logistic
+from rewards.criteria.learned import TRAINING_FILLERS, Pair
 from rewards.registry import register
 
 if TYPE_CHECKING:
@@ -69,7 +71,6 @@ FIT_CRITERIA = ("truthfulness", "safety", "empathy", "reliability", "ethical_gui
 #: Calibration: this quantile of real MESC train counsellor replies scores 0.2 on every criterion (the median 0.5).
 QUANTILE = 0.025
 _HISTORY_CHARS = 300
-Pair = tuple[Context, str, str]
 
 
 def context_text(context: Context) -> str:
@@ -162,8 +163,6 @@ def train_cross_encoder(
     """Train on ``pairs`` (criterion → (context, better, worse)); keep the epoch best on ``dev`` (the last without it)."""
     import torch
 
-    from rewards.criteria.learned import TRAINING_FILLERS
-
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = model if model is not None else CrossEncoder()
@@ -184,7 +183,7 @@ def train_cross_encoder(
         model.train()
         rng.shuffle(items)
         losses = []
-        for start in range(0, len(items) - batch_size + 1 if len(items) >= batch_size else 1, batch_size):
+        for start in range(0, max(1, len(items) - batch_size + 1), batch_size):  # full batches only (one when fewer pairs)
             batch = items[start : start + batch_size]
             worse = [w if rng.random() < 0.5 else f"{w.rstrip()} {rng.choice(TRAINING_FILLERS)}" for _, _, _, w in batch]
             logits = model([c for _, c, _, _ in batch] * 2, [b for _, _, b, _ in batch] + worse)
@@ -263,14 +262,10 @@ _LOCK = threading.Lock()
 
 def scores(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
     """``(n, 7)`` scores in (0, 1) of the shipped cross-encoder, one column per criterion (the last batch is memoised)."""
-    from rewards.criteria.common import logistic
-
     key = (tuple(map(id, contexts)), tuple(replies))
     with _LOCK:
         if _MEMO and _MEMO[0][0] == key:
             return _MEMO[0][2]
-        from rewards.criteria.common import context_fit
-
         fit = np.outer(context_fit(contexts, replies), [FIT_WEIGHT if name in FIT_CRITERIA else 0.0 for name in TRUST_CRITERIA])
         values = logistic(_batched_logits(load_model(), list(contexts), list(replies)) + fit)
         _MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
