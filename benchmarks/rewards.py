@@ -12,6 +12,7 @@ the first (cold) scoring through a fresh RewardCache over the best of three re-s
 the packaged MiniLM) or ``transformer`` (the packaged MiniLM itself, run by ``--backend``: auto, onnx,
 torch). The first scoring in a process also distils the static model and fits each criterion's
 probe when their caches are cold; the warm-up call absorbs that, so the timings are steady-state.
+``--pack cross`` times the opt-in transformer scorers instead (``cross_<criterion>`` and ``cross_context_fit``).
 ``grpo_batch_s`` scores one GRPO batch (``--prompts`` contexts × ``--generations`` completions each) and
 ``reward_share_of_step`` divides it by ``--step-seconds``, the time of one GRPO step of the policy (default
 19 s: SmolLM2-135M, 4 completions × 32 tokens, full fine-tuning, measured on this 2-core machine; see
@@ -114,17 +115,21 @@ def run(
     prompts: int = 8,
     generations: int = 4,
     step_seconds: float = 19.0,
+    scorers: str = "local",
 ) -> dict:
     """The figures; each phase scores texts no earlier phase saw, so no model-side memo helps it.
 
     ``model`` is "static" or "transformer"; ``backend`` (default: ``$MMRL_EMBEDDING_BACKEND``, else
-    auto) runs the transformer.
+    auto) runs the transformer; ``scorers`` is "local" or "cross" (the opt-in transformer scorers).
     """
     if backend is not None:
         os.environ["MMRL_EMBEDDING_BACKEND"] = backend  # the criteria call encoder(model) without a backend
     embedding_model = CRITERIA_MODEL if model == "static" else None
     rng, seen = random.Random(seed), set()
-    rewards = [get_reward(name, model=embedding_model) for name in CRITERIA] + [get_reward("context_fit")]
+    if scorers == "cross":  # the opt-in transformer scorers: cross_<criterion> and cross_context_fit
+        rewards = [get_reward(f"cross_{name}") for name in CRITERIA] + [get_reward("cross_context_fit")]
+    else:
+        rewards = [get_reward(name, model=embedding_model) for name in CRITERIA] + [get_reward("context_fit")]
     pack = Composite([Component(r) for r in rewards])
     pack(*generate(16, rng, seen))  # load and warm every model once
     contexts, completions = generate(n, rng, seen)
@@ -173,9 +178,14 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8, help="prompts in the GRPO batch (default 8)")
     parser.add_argument("--generations", type=int, default=4, help="completions per prompt (default 4)")
     parser.add_argument("--step-seconds", type=float, default=19.0, help="one GRPO step of the policy without rewards (default 19 s)")
+    parser.add_argument(
+        "--pack", choices=("local", "cross"), default="local", help="local criteria + context_fit, or cross_* + cross_context_fit"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
-    figures = run(args.n, args.per_sample, args.seed, args.model, args.backend, args.prompts, args.generations, args.step_seconds)
+    figures = run(
+        args.n, args.per_sample, args.seed, args.model, args.backend, args.prompts, args.generations, args.step_seconds, args.pack
+    )
     if args.json:
         print(json.dumps(figures))
     else:

@@ -33,7 +33,7 @@ from rewards.criteria.common import CRITERIA_MODEL, embed
 from rewards.criteria.learned import TRAINING_GENERICS
 from rewards.probe import FILLERS, other_replies, probe_contexts
 
-__all__ = ["build", "build_context_fit", "build_cross_encoder", "build_probes", "calibrate_on_mesc", "recall_at_1"]
+__all__ = ["build", "build_context_fit", "build_cross_encoder", "build_fit_encoder", "build_probes", "calibrate_on_mesc", "recall_at_1"]
 
 POWER = 0.5
 EPOCHS = 8
@@ -236,6 +236,21 @@ def build_cross_encoder(mesc: Path, *, epochs: int = 2, seed: int = 0, progress:
     model, report = train_cross_encoder(pairs("train"), pairs("dev"), epochs=epochs, seed=seed, progress=progress)
     report["calibration"] = calibrate_on_mesc(model, mesc, seed=seed)
     save(model, ARTEFACT, metadata={"data": "written training pairs (dev pairs for selection)", "seed": str(seed), "epochs": str(epochs)})
+    load_model.cache_clear()
+    return report
+
+
+def build_fit_encoder(mesc: Path, *, epochs: int = 2, seed: int = 0, progress: bool = True) -> dict:
+    """Train the opt-in fit encoder (:mod:`rewards.fit_encoder`) on every MESC train turn with a real reply, keep the epoch
+    with the best recall@1 on MESC val, calibrate it on MESC train, and write its shipped artefact; returns the report."""
+    from mmrl.data import load_corpus
+    from rewards.fit_encoder import ARTEFACT, calibrate, load_model, save, train_fit_encoder
+
+    corpus = load_corpus(mesc, "mesc")
+    train = probe_contexts(corpus.split("train"), min_words=1)  # every target turn with a non-empty real reply
+    model, report = train_fit_encoder(train, probe_contexts(corpus.split("val")), epochs=epochs, seed=seed, progress=progress)
+    report["scale"] = calibrate(model, train, seed=seed)
+    save(model, ARTEFACT, metadata={"data": "MESC train (val for selection)", "seed": str(seed), "epochs": str(epochs)})
     load_model.cache_clear()
     return report
 

@@ -10,10 +10,14 @@ get a generic filler appended); the epoch with the best dev-pair accuracy is kep
 
 The pairs never contrast one reply across two conversations, so the outputs judge a reply's quality
 but hardly its fit: a reply from another dialogue scores like the real one. So ``cross_<criterion>`` is
-``logistic(t · (output − m) + FIT_WEIGHT · fit)``, with ``fit`` the specificity term of
-:mod:`rewards.context_fit` for the five criteria whose local scorers use it too (not fairness and
-privacy), and ``m``, ``t`` calibrated on real MESC train counsellor replies (their median gets log-odds
-0, their :data:`QUANTILE` quantile a score of 0.2).
+``logistic(t · (output − m) + FIT_WEIGHTS[criterion] · fit)``, with ``fit`` the log-odds of
+``cross_context_fit`` (:mod:`rewards.fit_encoder`: a MiniLM bi-encoder fine-tuned on MESC dialogues plus
+the static :mod:`rewards.context_fit`), and ``m``, ``t`` calibrated on real MESC train counsellor replies
+(their median gets log-odds 0, their :data:`QUANTILE` quantile a score of 0.2). The weights were chosen
+per criterion on MESC val and the dev pairs: fit makes reliability, and to a lesser degree safety and
+ethical guidance, tell this conversation's reply from another's at little cost on their pairs, while
+truthfulness, empathy, fairness and privacy pairs lose 10-45 points with any weight (their worse replies
+are often as on-topic as the better ones), so they get none.
 
 Trained weights (adapters, head, calibration; ~2.7 MB, no MESC text) ship in
 ``rewards/models/cross_encoder.safetensors``, built by ``mmrl rewards build --data MESC_DIR
@@ -38,7 +42,7 @@ import numpy as np
 from mmrl.errors import ConfigError
 from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context
-from rewards.criteria.common import context_fit, logistic
+from rewards.criteria.common import logistic
 from rewards.criteria.learned import TRAINING_FILLERS, Pair
 from rewards.registry import register
 
@@ -48,8 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARTEFACT",
     "CROSS_REWARDS",
-    "FIT_CRITERIA",
-    "FIT_WEIGHT",
+    "FIT_WEIGHTS",
     "QUANTILE",
     "RANK",
     "CrossEncoder",
@@ -65,9 +68,8 @@ __all__ = [
 ARTEFACT = Path(str(files("rewards") / "models" / "cross_encoder.safetensors"))
 RANK = 16
 MAX_LENGTH = 160
-#: Weight of the context-fit log-odds (``rewards.criteria.common.context_fit``) in the criteria that read fit (chosen on MESC val).
-FIT_WEIGHT = 1.0
-FIT_CRITERIA = ("truthfulness", "safety", "empathy", "reliability", "ethical_guidance")
+#: Weight of the fit log-odds (``rewards.fit_encoder.fit_log_odds``) per criterion (chosen on MESC val and the dev pairs).
+FIT_WEIGHTS = {"reliability": 1.5, "safety": 0.5, "ethical_guidance": 0.5}
 #: Calibration: this quantile of real MESC train counsellor replies scores 0.2 on every criterion (the median 0.5).
 QUANTILE = 0.025
 _HISTORY_CHARS = 300
@@ -240,7 +242,8 @@ def save(model, path: Path = ARTEFACT, metadata: Mapping[str, str] | None = None
 
 @cache
 def load_model(path: Path = ARTEFACT):
-    """The shipped cross-encoder (a missing, damaged or mismatched artefact is a ConfigError naming the build command)."""
+    """The shipped cross-encoder, adapters merged for inference (a missing, damaged or mismatched artefact is a ConfigError naming
+    the build command)."""
     from mmrl.files import read_artefact
 
     rebuild = "build it with `mmrl rewards build --data MESC_DIR --cross-encoder`"
@@ -252,6 +255,7 @@ def load_model(path: Path = ARTEFACT):
     if set(state) != expected:
         raise ConfigError(f"cross-encoder weights {path} do not match the model ({len(set(state) ^ expected)} tensors differ); {rebuild}")
     model.load_state_dict(state, strict=False)
+    model.encoder = model.encoder.merge_and_unload()  # the adapters folded into the weights: the same outputs, a third faster
     model.eval()
     return model
 
@@ -266,7 +270,9 @@ def scores(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
     with _LOCK:
         if _MEMO and _MEMO[0][0] == key:
             return _MEMO[0][2]
-        fit = np.outer(context_fit(contexts, replies), [FIT_WEIGHT if name in FIT_CRITERIA else 0.0 for name in TRUST_CRITERIA])
+        from rewards.fit_encoder import fit_log_odds
+
+        fit = np.outer(fit_log_odds(contexts, replies), [FIT_WEIGHTS.get(name, 0.0) for name in TRUST_CRITERIA])
         values = logistic(_batched_logits(load_model(), list(contexts), list(replies)) + fit)
         _MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
         return values
@@ -275,7 +281,11 @@ def scores(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
 def _state_digest() -> str:
     import hashlib
 
-    return hashlib.sha256(ARTEFACT.read_bytes() + Path(__file__).read_bytes()).hexdigest()[:24] if ARTEFACT.is_file() else "missing"
+    from rewards.context_fit import ARTEFACT as STATIC
+    from rewards.fit_encoder import ARTEFACT as FIT_ARTEFACT
+
+    parts = [path.read_bytes() if path.is_file() else b"missing" for path in (ARTEFACT, FIT_ARTEFACT, STATIC)]
+    return hashlib.sha256(b"".join(parts) + Path(__file__).read_bytes()).hexdigest()[:24]
 
 
 def _criterion_reward(name: str):
@@ -286,10 +296,10 @@ def _criterion_reward(name: str):
 
     reward.__name__ = f"cross_{name}"
     reward.__doc__ = (
-        f"{name.replace('_', ' ').capitalize()} in (0, 1) read by the fine-tuned cross-encoder (opt-in; one MiniLM forward per reply)."
+        f"{name.replace('_', ' ').capitalize()} in (0, 1) read by the fine-tuned cross-encoder (opt-in; MiniLM forwards per reply)."
     )
     reward.state_digest = _state_digest
-    return register(f"cross_{name}", version="1", score_range=(0.0, 1.0))(reward)
+    return register(f"cross_{name}", version="2", score_range=(0.0, 1.0))(reward)
 
 
 CROSS_REWARDS = {name: _criterion_reward(name) for name in TRUST_CRITERIA}

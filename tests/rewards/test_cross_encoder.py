@@ -104,3 +104,20 @@ def test_the_shipped_scorer_reads_risk_and_shares_one_forward_per_batch():
     assert safe > brush_off + 0.2
     first = scores([risky] * 2, replies)
     assert scores([risky] * 2, replies) is first  # the seven cross_* rewards of one batch reuse one forward
+
+
+def test_the_shipped_reliability_reads_fit_and_truthfulness_does_not():
+    from rewards.cross_encoder import ARTEFACT, FIT_WEIGHTS
+
+    if not ARTEFACT.is_file():
+        pytest.skip("no shipped cross-encoder artefact")
+    assert FIT_WEIGHTS["reliability"] > 0 and "truthfulness" not in FIT_WEIGHTS
+    context = Context("My sister hasn't spoken to me since the wedding and I miss her.", history=(("therapist", "How was the wedding?"),))
+    here = "It hurts that your sister went silent after the wedding; what happened between you two that day?"
+    elsewhere = "It hurts that your manager went silent after the review; what happened between you two that day?"
+
+    def gap(name: str) -> float:  # log-odds of the reply about the sister minus the same sentence about a manager
+        here_score, there_score = np.clip(get_reward(name)([context] * 2, [here, elsewhere]).scores, 1e-6, 1 - 1e-6)
+        return float(np.log(here_score / (1 - here_score)) - np.log(there_score / (1 - there_score)))
+
+    assert gap("cross_reliability") > gap("cross_truthfulness") + 2.0

@@ -1,5 +1,6 @@
 """The reward probe: its rates on toy scorers whose behaviour is known, the generic-reply file reader, and on a real MESC
-sample the seven criteria must not let templates or replies of other dialogues beat the real counsellor."""
+sample the seven criteria (local and cross-encoder) must not let templates or replies of other dialogues beat the real
+counsellor."""
 
 from __future__ import annotations
 
@@ -107,3 +108,26 @@ def test_probe_command_prints_json(mesc_dir):
     assert report["contexts"] == 30 and set(report["pairs"]) == set(TRUST_CRITERIA)
     assert all(abs(p["longer_wins"] - 0.5) <= 0.1 for p in report["pairs"].values())
     assert np.isfinite(report["template_win"][MEAN]["mean"])
+
+
+@pytest.fixture(scope="module")
+def cross_report(mesc_corpus):
+    from rewards.cross_encoder import ARTEFACT
+    from rewards.fit_encoder import ARTEFACT as FIT_ARTEFACT
+    from rewards.probe import probe_contexts
+    from rewards.registry import get_reward
+
+    if not (ARTEFACT.is_file() and FIT_ARTEFACT.is_file()):
+        pytest.skip("the opt-in cross-encoder / fit-encoder artefacts are not shipped in this checkout")
+    contexts = probe_contexts(mesc_corpus.split("test"))[1::5]
+    scorers = {name: get_reward(f"cross_{name}") for name in (*TRUST_CRITERIA, "context_fit")}
+    return reward_probe(contexts, scorers)
+
+
+def test_the_cross_scorers_keep_templates_and_other_dialogues_below_the_real_counsellor_on_mesc(cross_report):
+    wins, other, recall = cross_report["template_win"][MEAN], cross_report["other_win"], cross_report["recall_at_1"]
+    print(f"cross_*: template win {wins}\nbeats other: {other}\nrecall@1 of 10: {recall}")
+    assert wins["mean"] <= 0.2 and wins["worst"] <= 0.4, wins
+    assert other[MEAN] >= 0.7 and other["reliability"] >= 0.75 and other["context_fit"] >= 0.75, other
+    assert recall[MEAN] >= 0.3 and recall["reliability"] >= 0.4 and recall["context_fit"] >= 0.4, recall
+    assert all(cross_report["low_share"][name] <= 0.1 for name in TRUST_CRITERIA), cross_report["low_share"]
