@@ -126,6 +126,8 @@ def run(
         os.environ["MMRL_EMBEDDING_BACKEND"] = backend  # the criteria call encoder(model) without a backend
     embedding_model = CRITERIA_MODEL if model == "static" else None
     rng, seen = random.Random(seed), set()
+    if scorers not in ("local", "cross"):
+        raise ValueError(f"scorers must be 'local' or 'cross', got {scorers!r}")
     if scorers == "cross":  # the opt-in transformer scorers: cross_<criterion> and cross_context_fit
         rewards = [get_reward(f"cross_{name}") for name in CRITERIA] + [get_reward("cross_context_fit")]
     else:
@@ -151,7 +153,7 @@ def run(
         "per_sample_per_s": round(single, 1),
         "speedup": round(batched / single, 2),
         "cache_speedup": round(cold_s / warm_s, 1),
-        "backend": encoder(embedding_model).backend,
+        "backend": encoder(embedding_model).backend if scorers == "local" else "torch (cross-encoder, fit encoder)",
         "n": n,
         "per_sample_n": per_sample,
         "grpo_batch_s": round(grpo_batch_s, 4),

@@ -240,11 +240,11 @@ def build_cross_encoder(mesc: Path, *, epochs: int = 2, seed: int = 0, progress:
     return report
 
 
-def build_fit_encoder(mesc: Path, *, epochs: int = 2, seed: int = 0, progress: bool = True) -> dict:
+def build_fit_encoder(mesc: Path, *, epochs: int = 3, seed: int = 0, progress: bool = True) -> dict:
     """Train the opt-in fit encoder (:mod:`rewards.fit_encoder`) on every MESC train turn with a real reply, keep the epoch
     with the best recall@1 on MESC val, calibrate it on MESC train, and write its shipped artefact; returns the report."""
     from mmrl.data import load_corpus
-    from rewards.fit_encoder import ARTEFACT, calibrate, load_model, save, train_fit_encoder
+    from rewards.fit_encoder import _MEMO, ARTEFACT, calibrate, load_model, save, train_fit_encoder
 
     corpus = load_corpus(mesc, "mesc")
     train = probe_contexts(corpus.split("train"), min_words=1)  # every target turn with a non-empty real reply
@@ -252,6 +252,7 @@ def build_fit_encoder(mesc: Path, *, epochs: int = 2, seed: int = 0, progress: b
     report["scale"] = calibrate(model, train, seed=seed)
     save(model, ARTEFACT, metadata={"data": "MESC train (val for selection)", "seed": str(seed), "epochs": str(epochs)})
     load_model.cache_clear()
+    _MEMO.clear()
     return report
 
 

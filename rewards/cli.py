@@ -23,7 +23,7 @@ from mmrl.config import suggest
 from mmrl.data import SPLITS
 from mmrl.data.io import json_lines
 from mmrl.data.schema import SPEAKERS
-from mmrl.errors import DataError
+from mmrl.errors import ConfigError, DataError
 from mmrl.labels import normalise_emotion, normalise_strategy
 from rewards.base import Context
 from rewards.compose import Component, Composite, CompositeResult
@@ -260,10 +260,12 @@ def _print_probe(report: dict) -> None:
 def _build(args: argparse.Namespace) -> None:
     from rewards.build import build, build_cross_encoder, build_fit_encoder
 
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
     if args.cross_encoder:
-        report = build_cross_encoder(args.data, epochs=args.epochs, seed=args.seed)
+        report = build_cross_encoder(args.data, epochs=args.epochs or 2, seed=args.seed)
     elif args.fit_encoder:
-        report = build_fit_encoder(args.data, epochs=args.epochs, seed=args.seed)
+        report = build_fit_encoder(args.data, epochs=args.epochs or 3, seed=args.seed)
     else:
         report = build(args.data, seed=args.seed)
     print(json.dumps(report, indent=2))
@@ -317,7 +319,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--epochs",
         type=int,
-        default=2,
-        help="with --cross-encoder or --fit-encoder: passes over the training data (the best on dev / val is kept)",
+        default=None,
+        help="with --cross-encoder (default 2) or --fit-encoder (default 3): passes over the training data (the best on dev / val is kept)",
     )
     build.set_defaults(func=_build)

@@ -13,7 +13,7 @@ but hardly its fit: a reply from another dialogue scores like the real one. So `
 ``logistic(t · (output − m) + FIT_WEIGHTS[criterion] · fit)``, with ``fit`` the log-odds of
 ``cross_context_fit`` (:mod:`rewards.fit_encoder`: a MiniLM bi-encoder fine-tuned on MESC dialogues plus
 the static :mod:`rewards.context_fit`), and ``m``, ``t`` calibrated on real MESC train counsellor replies
-(their median gets log-odds 0, their :data:`QUANTILE` quantile a score of 0.2). The weights were chosen
+before fit is added (their median output gets log-odds 0, their :data:`QUANTILE` quantile a score of 0.2). The weights were chosen
 per criterion on MESC val and the dev pairs: fit makes reliability, and to a lesser degree safety and
 ethical guidance, tell this conversation's reply from another's at little cost on their pairs, while
 truthfulness, empathy, fairness and privacy pairs lose 10-45 points with any weight (their worse replies
@@ -21,9 +21,10 @@ are often as on-topic as the better ones), so they get none.
 
 Trained weights (adapters, head, calibration; ~2.7 MB, no MESC text) ship in
 ``rewards/models/cross_encoder.safetensors``, built by ``mmrl rewards build --data MESC_DIR
---cross-encoder`` (about 15 minutes on 2 CPU cores). It costs one transformer forward per reply — tens
-of replies per second on 2 CPU cores, far more on a GPU — so it is not part of the default reward set;
-the seven ``cross_*`` rewards scoring one batch share a single forward.
+--cross-encoder`` (about 15 minutes on 2 CPU cores). It costs a cross-encoder forward per reply, and the
+fit encoder's forwards per reply and distinct context — about 30 replies per second on 2 CPU cores, far
+more on a GPU — so it is not part of the default reward set; the seven ``cross_*`` rewards scoring one
+batch share those forwards.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ def train_cross_encoder(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = model if model is not None else CrossEncoder()
+    if epochs < 1 or batch_size < 1:
+        raise ConfigError(f"cross-encoder training needs epochs >= 1 and batch_size >= 1, got {epochs} and {batch_size}")
     unknown = sorted(set(pairs) - set(TRUST_CRITERIA))
     if unknown:
         raise ConfigError(f"cross-encoder pairs for unknown criteria {unknown}; expected some of {list(TRUST_CRITERIA)}")
@@ -254,7 +257,10 @@ def load_model(path: Path = ARTEFACT):
     expected = set(model.trained_state())
     if set(state) != expected:
         raise ConfigError(f"cross-encoder weights {path} do not match the model ({len(set(state) ^ expected)} tensors differ); {rebuild}")
-    model.load_state_dict(state, strict=False)
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # same names, other shapes: built over another base model
+        raise ConfigError(f"cross-encoder weights {path} do not fit the packaged MiniLM ({str(exc).splitlines()[0]}); {rebuild}") from None
     model.encoder = model.encoder.merge_and_unload()  # the adapters folded into the weights: the same outputs, a third faster
     model.eval()
     return model
@@ -281,11 +287,10 @@ def scores(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
 def _state_digest() -> str:
     import hashlib
 
-    from rewards.context_fit import ARTEFACT as STATIC
-    from rewards.fit_encoder import ARTEFACT as FIT_ARTEFACT
+    from rewards.fit_encoder import _state_digest as fit_digest
 
-    parts = [path.read_bytes() if path.is_file() else b"missing" for path in (ARTEFACT, FIT_ARTEFACT, STATIC)]
-    return hashlib.sha256(b"".join(parts) + Path(__file__).read_bytes()).hexdigest()[:24]
+    own = ARTEFACT.read_bytes() if ARTEFACT.is_file() else b"missing"
+    return hashlib.sha256(own + Path(__file__).read_bytes() + fit_digest().encode()).hexdigest()[:24]
 
 
 def _criterion_reward(name: str):

@@ -17,8 +17,8 @@ train. ``cross_context_fit = logistic(scale · pmi + static)``, with ``static`` 
 and their sum ranks the real reply first more often on MESC val than either alone (0.576 of 250
 contexts against 0.548 and 0.536). A reply that fits any conversation scores about 0.5.
 
-The adapters, ``μ`` and ``scale`` (~2.6 MB, no MESC text) ship in ``rewards/models/fit_encoder.safetensors``,
-built by ``mmrl rewards build --data MESC_DIR --fit-encoder --epochs 3`` (about 30 minutes on 2 CPU cores). It costs
+The adapters, ``μ`` and ``scale`` (~2.7 MB, no MESC text) ship in ``rewards/models/fit_encoder.safetensors``,
+built by ``mmrl rewards build --data MESC_DIR --fit-encoder`` (3 epochs, about 30 minutes on 2 CPU cores). It costs
 one short transformer forward per reply and one per distinct context; the cross-encoder's criteria
 (:mod:`rewards.cross_encoder`) read it as their fit term.
 """
@@ -32,12 +32,13 @@ from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmrl.errors import ConfigError
 from rewards.base import Context
+from rewards.context_fit import Reference
 from rewards.criteria.common import logistic
 from rewards.criteria.learned import TRAINING_FILLERS, TRAINING_GENERICS
 from rewards.cross_encoder import context_text
@@ -68,7 +69,6 @@ CONTEXT_TOKENS, REPLY_TOKENS = 128, 64
 #: Per training batch: generic replies shared by every context, and real replies of the batch with a filler appended (each a
 #: negative for its own context only).
 GENERICS_PER_BATCH, PADDED_PER_BATCH = 4, 8
-Reference = Literal["corpus", "batch"]
 
 
 def _build_module(base, tokenizer):
@@ -128,22 +128,30 @@ def _vectors(model, texts: Sequence[str], max_length: int, size: int = 64) -> np
 def pmi(model, contexts: Sequence[Context], replies: Sequence[str], reference: Reference = "corpus") -> np.ndarray:
     """``r · (c − μ)`` per reply: μ the stored mean of MESC train contexts, or (``"batch"``, with at least two distinct
     contexts) the mean of the batch's other distinct contexts."""
+    if len(contexts) != len(replies):
+        raise ConfigError(f"cross_context_fit: {len(contexts)} contexts but {len(replies)} replies")
     texts = [context_text(c) for c in contexts]
     c = _vectors(model, texts, CONTEXT_TOKENS)
     r = _vectors(model, list(replies), REPLY_TOKENS)
-    distinct = list(dict.fromkeys(texts))
+    distinct = {text: i for i, text in enumerate(texts)}  # one row per distinct context
     if reference == "batch" and len(distinct) > 1:
-        total = _vectors(model, distinct, CONTEXT_TOKENS).sum(axis=0)
+        total = c[list(distinct.values())].sum(axis=0)
         mean = (total[None, :] - c) / (len(distinct) - 1)
     else:
         mean = model.mean.numpy()[None, :]
     return np.einsum("ij,ij->i", r, c - mean)
 
 
+def _need_two_dialogues(contexts: Sequence[Context], what: str) -> None:
+    if len({c.dialogue_id for c in contexts}) < 2:
+        raise ConfigError(f"{what} needs contexts from at least two dialogues (the others give the negatives)")
+
+
 def recall_at_1(model, contexts: Sequence[Context], n_candidates: int = 10, seed: int = 0) -> float:
     """Share of ``contexts`` whose real reply has the highest pmi among itself and replies of other dialogues."""
     from rewards.probe import other_replies
 
+    _need_two_dialogues(contexts, "fit-encoder recall@1")
     others = other_replies(contexts, n_candidates - 1, random.Random(seed))
     real = pmi(model, contexts, [c.reference or "" for c in contexts])
     best = np.max([pmi(model, contexts, [row[j] for row in others]) for j in range(n_candidates - 1)], axis=0)
@@ -169,8 +177,11 @@ def train_fit_encoder(
     rng = random.Random(seed)
     model = model if model is not None else FitEncoder()
     dialogues = [c for c in dialogues if (c.reference or "").strip()]
-    if len({c.dialogue_id for c in dialogues}) < 2 or len(dialogues) < 2:
-        raise ConfigError("fit-encoder training needs real replies from at least two dialogues (the others are its negatives)")
+    _need_two_dialogues(dialogues, "fit-encoder training")
+    if val:
+        _need_two_dialogues(val, "fit-encoder validation")
+    if epochs < 1 or batch_size < 2:
+        raise ConfigError(f"fit-encoder training needs epochs >= 1 and batch_size >= 2, got {epochs} and {batch_size}")
     size = min(batch_size, len(dialogues))
     padded = min(PADDED_PER_BATCH, size)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -231,6 +242,7 @@ def calibrate(model, contexts: Sequence[Context], seed: int = 0) -> float:
 
     from rewards.probe import other_replies
 
+    _need_two_dialogues(contexts, "fit-encoder calibration")
     others = [row[0] for row in other_replies(contexts, 1, random.Random(seed))]
     x = np.concatenate([pmi(model, contexts, [c.reference or "" for c in contexts]), pmi(model, contexts, others)])[:, None]
     y = np.concatenate([np.ones(len(contexts)), np.zeros(len(contexts))])
@@ -261,7 +273,10 @@ def load_model(path: Path = ARTEFACT):
     expected = set(model.trained_state())
     if meta.get("rank") != str(RANK) or set(state) != expected:
         raise ConfigError(f"fit-encoder weights {path} do not match the model ({len(set(state) ^ expected)} tensors differ); {rebuild}")
-    model.load_state_dict(state, strict=False)
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # same names, other shapes: built over another base model
+        raise ConfigError(f"fit-encoder weights {path} do not fit the packaged MiniLM ({str(exc).splitlines()[0]}); {rebuild}") from None
     model.encoder = model.encoder.merge_and_unload()  # the adapters folded into the weights: the same outputs, a third faster
     model.eval()
     return model
@@ -301,10 +316,13 @@ def cross_context_fit(contexts: Sequence[Context], replies: Sequence[str], *, re
 def _state_digest(reference: Reference = "corpus") -> str:
     import hashlib
 
-    from rewards.context_fit import ARTEFACT as STATIC
+    import rewards.context_fit
+    import rewards.criteria.common
+    import rewards.cross_encoder
 
-    parts = [path.read_bytes() if path.is_file() else b"missing" for path in (ARTEFACT, STATIC)]
-    return hashlib.sha256(b"".join(parts) + Path(__file__).read_bytes()).hexdigest()[:24]
+    code = [Path(module.__file__) for module in (rewards.context_fit, rewards.criteria.common, rewards.cross_encoder)]
+    files = [ARTEFACT, rewards.context_fit.ARTEFACT, Path(__file__), *code]  # weights, and the code that reads the contexts
+    return hashlib.sha256(b"".join(f.read_bytes() if f.is_file() else b"missing" for f in files)).hexdigest()[:24]
 
 
 cross_context_fit.state_digest = _state_digest

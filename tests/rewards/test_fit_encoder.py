@@ -32,7 +32,7 @@ def _dialogues():
 def test_training_lowers_the_loss_keeps_the_best_val_epoch_and_round_trips(tmp_path):
     from safetensors.torch import load_file
 
-    from rewards.fit_encoder import load_model, pmi, save, train_fit_encoder
+    from rewards.fit_encoder import load_model, pmi, recall_at_1, save, train_fit_encoder
 
     dialogues = _dialogues()
     model, report = train_fit_encoder(dialogues, dialogues, model=_tiny(), epochs=10, batch_size=6, lr=5e-3)
@@ -40,6 +40,7 @@ def test_training_lowers_the_loss_keeps_the_best_val_epoch_and_round_trips(tmp_p
     assert losses[0] > losses[-1] + 0.3
     recall = [e["val_recall_at_1"] for e in report["epochs"]]
     assert report["kept_epoch"] == int(np.argmax(recall))
+    assert recall_at_1(model, dialogues) == max(recall)  # the returned model is the kept epoch's
     before = pmi(model, dialogues, [c.reference for c in dialogues])
     path = tmp_path / "fit.safetensors"
     save(model, path)
@@ -63,6 +64,11 @@ def test_pmi_subtracts_the_corpus_mean_or_the_mean_of_the_batchs_other_contexts(
     others = np.stack([np.delete(c, i, axis=0).mean(axis=0) for i in range(4)])
     assert np.allclose(pmi(model, contexts, replies, reference="batch"), np.einsum("ij,ij->i", r, c - others), atol=1e-5)
     assert np.allclose(pmi(model, contexts[:1] * 2, replies[:2], reference="batch"), pmi(model, contexts[:1] * 2, replies[:2]))
+    grouped = [contexts[0], contexts[0], contexts[1], contexts[1]]  # a GRPO batch: each prompt twice
+    twice = np.einsum("ij,ij->i", r, c[[0, 0, 1, 1]] - c[[1, 1, 0, 0]])
+    assert np.allclose(pmi(model, grouped, replies, reference="batch"), twice, atol=1e-5)
+    with pytest.raises(ConfigError, match="3 contexts but 2 replies"):
+        pmi(model, contexts[:3], replies[:2])
 
 
 def test_calibration_gives_real_replies_a_positive_scale_after_training():
@@ -73,11 +79,16 @@ def test_calibration_gives_real_replies_a_positive_scale_after_training():
     assert calibrate(model, dialogues) > 0 and float(model.scale) > 0
 
 
-def test_too_few_dialogues_a_bad_reference_and_a_missing_artefact_are_config_errors(tmp_path):
+def test_too_few_dialogues_no_epochs_a_bad_reference_and_a_missing_artefact_are_config_errors(tmp_path):
     from rewards.fit_encoder import fit_log_odds, load_model, train_fit_encoder
 
+    one = [Context("Hi.", reference="Hello.", dialogue_id="a")] * 3
     with pytest.raises(ConfigError, match="two dialogues"):
-        train_fit_encoder([Context("Hi.", reference="Hello.", dialogue_id="a")] * 3, model=_tiny())
+        train_fit_encoder(one, model=_tiny())
+    with pytest.raises(ConfigError, match="validation needs contexts from at least two dialogues"):
+        train_fit_encoder(_dialogues(), one, model=_tiny())
+    with pytest.raises(ConfigError, match="epochs >= 1"):
+        train_fit_encoder(_dialogues(), model=_tiny(), epochs=0)
     with pytest.raises(ConfigError, match="reference must be"):
         fit_log_odds([Context("Hi.")], ["Hello."], reference="global")
     with pytest.raises(ConfigError, match="mmrl rewards build --data MESC_DIR --fit-encoder"):

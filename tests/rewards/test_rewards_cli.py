@@ -108,6 +108,11 @@ def test_criteria_and_config_are_exclusive(toys, tmp_path):
         main(["rewards", "score", "--input", _write(tmp_path, LINES), "--criteria", "words", "--config", "x.yaml"])
 
 
+def test_build_refuses_zero_epochs_before_reading_any_data(tmp_path, capsys):
+    assert main(["rewards", "build", "--data", str(tmp_path / "absent"), "--fit-encoder", "--epochs", "0"]) == 2
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+
+
 def test_list(toys, capsys):
     assert main(["rewards", "list", "--json"]) == 0
     entries = json.loads(capsys.readouterr().out)
