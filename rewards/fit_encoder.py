@@ -288,8 +288,7 @@ _LOCK = threading.Lock()
 
 def fit_log_odds(contexts: Sequence[Context], replies: Sequence[str], reference: Reference = "corpus") -> np.ndarray:
     """``scale · pmi`` of the shipped encoder plus the static context fit's bounded log-odds, per reply (last batch memoised)."""
-    from rewards.context_fit import load_model as load_static
-    from rewards.criteria.common import FIT_BOUND
+    from rewards.criteria.common import context_fit
 
     if reference not in ("corpus", "batch"):
         raise ConfigError(f"cross_context_fit: reference must be 'corpus' or 'batch', got {reference!r}")
@@ -297,9 +296,8 @@ def fit_log_odds(contexts: Sequence[Context], replies: Sequence[str], reference:
     with _LOCK:
         if _MEMO and _MEMO[0][0] == key:
             return _MEMO[0][2]
-        model, static = load_model(), load_static()
-        values = float(model.scale) * pmi(model, contexts, replies, reference)
-        values = values + FIT_BOUND * np.tanh(static.scale * static.pmi(contexts, replies, reference) / FIT_BOUND)
+        model = load_model()
+        values = float(model.scale) * pmi(model, contexts, replies, reference) + context_fit(contexts, replies, reference)
         _MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
         return values
 

@@ -150,18 +150,19 @@ _FIT_MEMO: list = []  # [(key, contexts, values)] of the last batch: the criteri
 FIT_BOUND = 2.0
 
 
-def context_fit(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
-    """Each reply's specificity to its context in log-odds units, ``FIT_BOUND · tanh(scale · pmi / FIT_BOUND)`` (``rewards.context_fit``).
+def context_fit(contexts: Sequence[Context], replies: Sequence[str], reference: str = "corpus") -> np.ndarray:
+    """Each reply's specificity to its context in log-odds units, ``FIT_BOUND · tanh(scale · pmi / FIT_BOUND)`` (``rewards.context_fit``;
+    ``reference`` as there).
 
     The seven criteria scoring one batch ask for it in turn, so the last batch's values are kept.
     """
     from rewards.context_fit import load_model
 
-    key = (tuple(map(id, contexts)), tuple(replies))
+    key = (tuple(map(id, contexts)), tuple(replies), reference)
     if _FIT_MEMO and _FIT_MEMO[0][0] == key:
         return _FIT_MEMO[0][2]
     model = load_model()
-    values = FIT_BOUND * np.tanh(model.scale * model.pmi(contexts, replies) / FIT_BOUND)
+    values = FIT_BOUND * np.tanh(model.scale * model.pmi(contexts, replies, reference) / FIT_BOUND)
     _FIT_MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
     return values
 
