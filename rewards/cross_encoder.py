@@ -45,6 +45,7 @@ from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context
 from rewards.criteria.common import logistic
 from rewards.criteria.learned import TRAINING_FILLERS, Pair
+from rewards.lora import RANK, adapted, load_trained, mean_pool, optimiser, packaged_minilm, trained_state
 from rewards.registry import register
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ __all__ = [
 ]
 
 ARTEFACT = Path(str(files("rewards") / "models" / "cross_encoder.safetensors"))
-RANK = 16
 MAX_LENGTH = 160
 #: Weight of the fit log-odds (``rewards.fit_encoder.fit_log_odds``) per criterion (chosen on MESC val and the dev pairs).
 FIT_WEIGHTS = {"reliability": 1.5, "safety": 0.5, "ethical_guidance": 0.5}
@@ -84,15 +84,13 @@ def context_text(context: Context) -> str:
 
 def _build_module(base, tokenizer):
     import torch
-    from peft import LoraConfig, get_peft_model
 
     class CrossEncoder(torch.nn.Module):
         """MiniLM (or any BERT-like ``base``) with LoRA adapters, mean pooling and one linear output per trust criterion."""
 
         def __init__(self) -> None:
             super().__init__()
-            config = LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules=["query", "key", "value", "dense"], lora_dropout=0.0)
-            self.encoder = get_peft_model(base, config)
+            self.encoder = adapted(base)
             self.tokenizer = tokenizer
             self.head = torch.nn.Linear(base.config.hidden_size, len(TRUST_CRITERIA))
             self.register_buffer("offset", torch.zeros(len(TRUST_CRITERIA)))
@@ -104,17 +102,12 @@ def _build_module(base, tokenizer):
                 [context_text(c) for c in contexts], [r or "" for r in replies], truncation="longest_first",
                 max_length=MAX_LENGTH, padding=True, return_tensors="pt",
             )  # fmt: skip
-            hidden = self.encoder(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            return (self.head((hidden * mask).sum(1) / mask.sum(1)) - self.offset) * self.temperature
+            pooled = mean_pool(self.encoder(**batch).last_hidden_state, batch["attention_mask"])
+            return (self.head(pooled) - self.offset) * self.temperature
 
         def trained_state(self) -> dict[str, torch.Tensor]:
             """What training and calibration change (adapters, head, offset, temperature): what the artefact stores."""
-            return {
-                k: v.detach().clone().contiguous()
-                for k, v in self.state_dict().items()
-                if "lora_" in k or k.startswith(("head.", "offset", "temperature"))
-            }
+            return trained_state(self, ("head.", "offset", "temperature"))
 
     return CrossEncoder()
 
@@ -122,12 +115,7 @@ def _build_module(base, tokenizer):
 def CrossEncoder(base=None, tokenizer=None):  # noqa: N802  (a factory: torch and peft load only when a model is built)
     """A fresh cross-encoder over ``base``/``tokenizer`` (default: the packaged all-MiniLM-L6-v2, no download)."""
     if base is None:
-        from transformers import AutoModel, AutoTokenizer
-
-        from rewards.embeddings import packaged_model_dir
-
-        directory = str(packaged_model_dir())
-        base, tokenizer = AutoModel.from_pretrained(directory), AutoTokenizer.from_pretrained(directory)
+        base, tokenizer = packaged_minilm()
     return _build_module(base, tokenizer)
 
 
@@ -177,11 +165,7 @@ def train_cross_encoder(
     items = [(TRUST_CRITERIA.index(name), *pair) for name, group in pairs.items() for pair in group]
     if not items:
         raise ConfigError("cross-encoder training needs at least one labelled pair")
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
-    steps = epochs * max(1, len(items) // batch_size)
-    warmup = max(1, min(20, steps // 10))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1.0 - s / steps))
+    adamw, schedule = optimiser(model, lr, epochs * max(1, len(items) // batch_size))
     report: dict = {"pairs": len(items), "epochs": []}
     best: tuple[float, dict] | None = None
     for epoch in range(epochs):
@@ -195,9 +179,9 @@ def train_cross_encoder(
             column = torch.tensor([k for k, _, _, _ in batch])
             rows = torch.arange(len(batch))
             loss = torch.nn.functional.softplus(logits[len(batch) + rows, column] - logits[rows, column]).mean()
-            optimiser.zero_grad()
+            adamw.zero_grad()
             loss.backward()
-            optimiser.step()
+            adamw.step()
             schedule.step()
             losses.append(loss.item())
             if progress and len(losses) % 20 == 0:
@@ -253,17 +237,7 @@ def load_model(path: Path = ARTEFACT):
     meta, state = read_artefact(path, "cross-encoder weights", rebuild, framework="pt")
     if meta.get("criteria") != ",".join(TRUST_CRITERIA) or meta.get("rank") != str(RANK):
         raise ConfigError(f"cross-encoder weights {path} were built for other criteria or adapters; {rebuild}")
-    model = CrossEncoder()
-    expected = set(model.trained_state())
-    if set(state) != expected:
-        raise ConfigError(f"cross-encoder weights {path} do not match the model ({len(set(state) ^ expected)} tensors differ); {rebuild}")
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # same names, other shapes: built over another base model
-        raise ConfigError(f"cross-encoder weights {path} do not fit the packaged MiniLM ({str(exc).splitlines()[0]}); {rebuild}") from None
-    model.encoder = model.encoder.merge_and_unload()  # the adapters folded into the weights: the same outputs, a third faster
-    model.eval()
-    return model
+    return load_trained(CrossEncoder(), state, path, "cross-encoder weights", rebuild)
 
 
 _MEMO: list = []  # the last batch's outputs: the seven cross_* rewards scoring one batch share one forward

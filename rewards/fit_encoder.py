@@ -42,6 +42,7 @@ from rewards.context_fit import Reference
 from rewards.criteria.common import logistic
 from rewards.criteria.learned import TRAINING_FILLERS, TRAINING_GENERICS
 from rewards.cross_encoder import context_text
+from rewards.lora import RANK, adapted, load_trained, mean_pool, optimiser, packaged_minilm, trained_state
 from rewards.registry import register
 
 if TYPE_CHECKING:
@@ -62,7 +63,6 @@ __all__ = [
 ]
 
 ARTEFACT = Path(str(files("rewards") / "models" / "fit_encoder.safetensors"))
-RANK = 16
 #: Inverse temperature of the InfoNCE loss on cosines.
 SCALE = 20.0
 CONTEXT_TOKENS, REPLY_TOKENS = 128, 64
@@ -73,15 +73,13 @@ GENERICS_PER_BATCH, PADDED_PER_BATCH = 4, 8
 
 def _build_module(base, tokenizer):
     import torch
-    from peft import LoraConfig, get_peft_model
 
     class FitEncoder(torch.nn.Module):
         """MiniLM (or any BERT-like ``base``) with LoRA adapters and mean pooling; buffers ``mean`` (μ) and ``scale``."""
 
         def __init__(self) -> None:
             super().__init__()
-            config = LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules=["query", "key", "value", "dense"], lora_dropout=0.0)
-            self.encoder = get_peft_model(base, config)
+            self.encoder = adapted(base)
             self.tokenizer = tokenizer
             self.register_buffer("mean", torch.zeros(base.config.hidden_size))
             self.register_buffer("scale", torch.ones(1))
@@ -89,13 +87,12 @@ def _build_module(base, tokenizer):
         def forward(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
             """``(n, hidden)`` normalised mean-pooled embeddings."""
             batch = self.tokenizer([t or "" for t in texts], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-            hidden = self.encoder(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+            pooled = mean_pool(self.encoder(**batch).last_hidden_state, batch["attention_mask"])
+            return torch.nn.functional.normalize(pooled, dim=-1)
 
         def trained_state(self) -> dict[str, torch.Tensor]:
             """What training and calibration change (adapters, ``mean``, ``scale``): what the artefact stores."""
-            return {k: v.detach().clone().contiguous() for k, v in self.state_dict().items() if "lora_" in k or k in ("mean", "scale")}
+            return trained_state(self, ("mean", "scale"))
 
     return FitEncoder()
 
@@ -103,12 +100,7 @@ def _build_module(base, tokenizer):
 def FitEncoder(base=None, tokenizer=None):  # noqa: N802  (a factory: torch and peft load only when a model is built)
     """A fresh fit encoder over ``base``/``tokenizer`` (default: the packaged all-MiniLM-L6-v2, no download)."""
     if base is None:
-        from transformers import AutoModel, AutoTokenizer
-
-        from rewards.embeddings import packaged_model_dir
-
-        directory = str(packaged_model_dir())
-        base, tokenizer = AutoModel.from_pretrained(directory), AutoTokenizer.from_pretrained(directory)
+        base, tokenizer = packaged_minilm()
     return _build_module(base, tokenizer)
 
 
@@ -151,7 +143,6 @@ def recall_at_1(model, contexts: Sequence[Context], n_candidates: int = 10, seed
     """Share of ``contexts`` whose real reply has the highest pmi among itself and replies of other dialogues."""
     from rewards.probe import other_replies
 
-    _need_two_dialogues(contexts, "fit-encoder recall@1")
     others = other_replies(contexts, n_candidates - 1, random.Random(seed))
     real = pmi(model, contexts, [c.reference or "" for c in contexts])
     best = np.max([pmi(model, contexts, [row[j] for row in others]) for j in range(n_candidates - 1)], axis=0)
@@ -184,11 +175,7 @@ def train_fit_encoder(
         raise ConfigError(f"fit-encoder training needs epochs >= 1 and batch_size >= 2, got {epochs} and {batch_size}")
     size = min(batch_size, len(dialogues))
     padded = min(PADDED_PER_BATCH, size)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
-    steps = epochs * (len(dialogues) // size)
-    warmup = max(1, min(20, steps // 10))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1.0 - s / steps))
+    adamw, schedule = optimiser(model, lr, epochs * (len(dialogues) // size))
     dialogue = np.array([c.dialogue_id for c in dialogues])
     report: dict = {"contexts": len(dialogues), "val_contexts": len(val), "epochs": []}
     best: tuple[float, dict] | None = None
@@ -212,9 +199,9 @@ def train_fit_encoder(
             own[torch.arange(padded), torch.arange(padded)] = False
             mask[:, size + GENERICS_PER_BATCH :] = own
             loss = torch.nn.functional.cross_entropy(logits.masked_fill(mask, -1e4), torch.arange(size))
-            optimiser.zero_grad()
+            adamw.zero_grad()
             loss.backward()
-            optimiser.step()
+            adamw.step()
             schedule.step()
             losses.append(loss.item())
             if progress and len(losses) % 20 == 0:
@@ -242,7 +229,6 @@ def calibrate(model, contexts: Sequence[Context], seed: int = 0) -> float:
 
     from rewards.probe import other_replies
 
-    _need_two_dialogues(contexts, "fit-encoder calibration")
     others = [row[0] for row in other_replies(contexts, 1, random.Random(seed))]
     x = np.concatenate([pmi(model, contexts, [c.reference or "" for c in contexts]), pmi(model, contexts, others)])[:, None]
     y = np.concatenate([np.ones(len(contexts)), np.zeros(len(contexts))])
@@ -269,17 +255,9 @@ def load_model(path: Path = ARTEFACT):
 
     rebuild = "build it with `mmrl rewards build --data MESC_DIR --fit-encoder`"
     meta, state = read_artefact(path, "fit-encoder weights", rebuild, framework="pt")
-    model = FitEncoder()
-    expected = set(model.trained_state())
-    if meta.get("rank") != str(RANK) or set(state) != expected:
-        raise ConfigError(f"fit-encoder weights {path} do not match the model ({len(set(state) ^ expected)} tensors differ); {rebuild}")
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # same names, other shapes: built over another base model
-        raise ConfigError(f"fit-encoder weights {path} do not fit the packaged MiniLM ({str(exc).splitlines()[0]}); {rebuild}") from None
-    model.encoder = model.encoder.merge_and_unload()  # the adapters folded into the weights: the same outputs, a third faster
-    model.eval()
-    return model
+    if meta.get("rank") != str(RANK):
+        raise ConfigError(f"fit-encoder weights {path} were built with adapters of rank {meta.get('rank')}, not {RANK}; {rebuild}")
+    return load_trained(FitEncoder(), state, path, "fit-encoder weights", rebuild)
 
 
 _MEMO: list = []  # the last batch's log-odds: the cross_* criteria scoring one batch share them

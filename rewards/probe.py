@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from mmrl.data.schema import Dialogue
+from mmrl.errors import ConfigError
 from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context, Reward
 
@@ -98,8 +99,11 @@ def _scores(scorers: Mapping[str, Reward], contexts: Sequence[Context], replies:
 
 
 def other_replies(contexts: Sequence[Context], k: int, rng: random.Random) -> list[list[str]]:
-    """For each context, ``k`` real replies (``reference``) drawn from the contexts of other dialogues."""
+    """For each context, ``k`` real replies (``reference``) drawn from the contexts of other dialogues (a ConfigError when all
+    contexts come from one dialogue: there would be none to draw)."""
     pool = [(c.dialogue_id, c.reference or "") for c in contexts]
+    if len({dialogue for dialogue, _ in pool}) < 2 and k > 0:
+        raise ConfigError(f"replies of other dialogues need contexts from at least two dialogues, got {len(contexts)} contexts of fewer")
     out = []
     for context in contexts:
         picked: list[str] = []

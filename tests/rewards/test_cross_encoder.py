@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mmrl.errors import ConfigError
 from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context
 from rewards.registry import get_reward
+from tests.fixtures.tiny_bert import tiny_bert
 
 
 def _tiny():
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
     from rewards.cross_encoder import CrossEncoder
-    from rewards.embeddings import packaged_model_dir
 
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_model_dir()))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    return CrossEncoder(BertModel(config), tokenizer)
+    return CrossEncoder(*tiny_bert())
 
 
 def _pairs():

@@ -9,20 +9,15 @@ import torch
 from mmrl.errors import ConfigError
 from rewards.base import Context
 from rewards.registry import get_reward
+from tests.fixtures.tiny_bert import tiny_bert
 
 TOPICS = ("dog", "job", "exam", "sister", "house", "car", "wedding", "money", "school", "doctor", "garden", "phone")
 
 
 def _tiny():
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from rewards.embeddings import packaged_model_dir
     from rewards.fit_encoder import FitEncoder
 
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_model_dir()))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    return FitEncoder(BertModel(config), tokenizer)
+    return FitEncoder(*tiny_bert())
 
 
 def _dialogues():

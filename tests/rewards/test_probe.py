@@ -5,6 +5,7 @@ counsellor."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -59,6 +60,16 @@ def test_a_failing_scorer_stops_the_probe():
     broken = FunctionReward(lambda c, r: [None] * len(r), name="broken", version="1", score_range=(0.0, 1.0))
     with pytest.raises(RuntimeError, match="broken failed"):
         reward_probe(_contexts(), {"broken": broken})
+
+
+def test_other_replies_need_a_second_dialogue():
+    from mmrl.errors import ConfigError
+    from rewards.probe import other_replies
+
+    same = [Context("Hi.", reference="Hello.", dialogue_id="a")] * 3
+    with pytest.raises(ConfigError, match="at least two dialogues"):
+        other_replies(same, 1, random.Random(0))
+    assert other_replies([*same, Context("Hey.", reference="Yes?", dialogue_id="b")], 2, random.Random(0))[0] == ["Yes?", "Yes?"]
 
 
 def test_generics_file_errors_name_the_field(tmp_path):
