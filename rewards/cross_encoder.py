@@ -10,14 +10,16 @@ get a generic filler appended); the epoch with the best dev-pair accuracy is kep
 
 The pairs never contrast one reply across two conversations, so the outputs judge a reply's quality
 but hardly its fit: a reply from another dialogue scores like the real one. So ``cross_<criterion>`` is
-``logistic(t · (output − m) + FIT_WEIGHTS[criterion] · fit)``, with ``fit`` the log-odds of
+``logistic(t · (output − m) + FIT_WEIGHTS[criterion] · min(fit, FIT_CAP))``, with ``fit`` the log-odds of
 ``cross_context_fit`` (:mod:`rewards.fit_encoder`: a MiniLM bi-encoder fine-tuned on MESC dialogues plus
 the static :mod:`rewards.context_fit`), and ``m``, ``t`` calibrated on real MESC train counsellor replies
-before fit is added (their median output gets log-odds 0, their :data:`QUANTILE` quantile a score of 0.2). The weights were chosen
-per criterion on MESC val and the dev pairs: fit makes reliability, and to a lesser degree safety and
-ethical guidance, tell this conversation's reply from another's at little cost on their pairs, while
-truthfulness, empathy, fairness and privacy pairs lose 10-45 points with any weight (their worse replies
-are often as on-topic as the better ones), so they get none.
+before fit is added (their median output gets log-odds 0, their :data:`QUANTILE` quantile a score of 0.2).
+Fit is capped: it tells a reply that misses this conversation (another dialogue's, a generic one: fit
+mostly below the cap) from one that addresses it, but among replies that all address it, the better
+one is not the more on-topic one (a wrong reply can quote the client), so above the cap fit adds
+nothing and the criterion's own output decides. Cap and weights were chosen on MESC val and the dev
+pairs: without the cap, fit bought context at a cost on reliability's pairs; with it, reliability,
+safety, ethical guidance and (less) empathy and truthfulness read fit, fairness and privacy do not.
 
 Trained weights (adapters, head, calibration; ~2.7 MB, no MESC text) ship in
 ``rewards/models/cross_encoder.safetensors``, built by ``mmrl rewards build --data MESC_DIR
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARTEFACT",
     "CROSS_REWARDS",
+    "FIT_CAP",
     "FIT_WEIGHTS",
     "QUANTILE",
     "RANK",
@@ -69,8 +72,10 @@ __all__ = [
 
 ARTEFACT = Path(str(files("rewards") / "models" / "cross_encoder.safetensors"))
 MAX_LENGTH = 160
-#: Weight of the fit log-odds (``rewards.fit_encoder.fit_log_odds``) per criterion (chosen on MESC val and the dev pairs).
-FIT_WEIGHTS = {"reliability": 1.5, "safety": 0.5, "ethical_guidance": 0.5}
+#: Weight of the capped fit log-odds (``rewards.fit_encoder.fit_log_odds``) per criterion, and the cap (chosen on MESC val
+#: and the dev pairs).
+FIT_WEIGHTS = {"reliability": 2.0, "safety": 0.5, "ethical_guidance": 0.5, "empathy": 0.5, "truthfulness": 0.25}
+FIT_CAP = 3.5
 #: Calibration: this quantile of real MESC train counsellor replies scores 0.2 on every criterion (the median 0.5).
 QUANTILE = 0.025
 _HISTORY_CHARS = 300
@@ -252,7 +257,7 @@ def scores(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
             return _MEMO[0][2]
         from rewards.fit_encoder import fit_log_odds
 
-        fit = np.outer(fit_log_odds(contexts, replies), [FIT_WEIGHTS.get(name, 0.0) for name in TRUST_CRITERIA])
+        fit = np.outer(np.minimum(fit_log_odds(contexts, replies), FIT_CAP), [FIT_WEIGHTS.get(name, 0.0) for name in TRUST_CRITERIA])
         values = logistic(_batched_logits(load_model(), list(contexts), list(replies)) + fit)
         _MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
         return values
@@ -278,7 +283,7 @@ def _criterion_reward(name: str):
         f"{name.replace('_', ' ').capitalize()} in (0, 1) read by the fine-tuned cross-encoder (opt-in; MiniLM forwards per reply)."
     )
     reward.state_digest = _state_digest
-    return register(f"cross_{name}", version="2", score_range=(0.0, 1.0))(reward)
+    return register(f"cross_{name}", version="3", score_range=(0.0, 1.0))(reward)
 
 
 CROSS_REWARDS = {name: _criterion_reward(name) for name in TRUST_CRITERIA}

@@ -1,12 +1,16 @@
 """The seven trust criteria as offline local scorers; importing this package registers all of them.
 
 One module per criterion, each registering a batch function ``fn(contexts, replies, *, model="static",
-learned=True)`` that returns scores in [0, 1] under the criterion's name (``get_reward("safety")``):
-hand-weighted features (``features``, ``WEIGHTS``), for five of them the reply's specificity to the
-conversation (``fit``, from :mod:`rewards.context_fit`), plus, with ``learned``, a probe term fitted on
-the labelled pairs in ``pairs/`` (:mod:`rewards.criteria.learned`). All of them share one memoised
-sentence encoder (``rewards.embeddings``; by default the static distillation of the packaged
-MiniLM), so a batch is embedded once.
+learned=True)`` that returns scores in [0, 1] under the criterion's name (``get_reward("safety")``).
+With ``learned=True`` and the default embedding model, the score is the output of one small network
+distilled from the cross-encoder (:mod:`rewards.criteria.distilled`), which reads every criterion's
+hand features, probe term and the static embeddings of the reply and the conversation. With
+``learned=False`` it is the criterion's hand-weighted features alone (``features``, ``WEIGHTS``; for
+five of them the reply's specificity to the conversation, ``fit``, from :mod:`rewards.context_fit`);
+with another embedding model, those plus a probe term fitted on the labelled pairs in ``pairs/``
+(:mod:`rewards.criteria.learned`). All of them share one memoised sentence encoder
+(``rewards.embeddings``; by default the static distillation of the packaged MiniLM), so a batch is
+embedded once.
 """
 
 from __future__ import annotations
@@ -25,10 +29,14 @@ MODULES = {name: importlib.import_module(f"rewards.criteria.{name}") for name in
 
 
 def _state_digest(module):
-    """What a criterion's scores depend on beyond its options: the probe key (features code, hand weights, pairs,
-    context-fit model, embedding model) and, with ``learned=False``, the hand features' code and weights alone."""
+    """What a criterion's scores depend on beyond its options: the distilled network (default model, ``learned``), else the
+    probe key (features code, hand weights, pairs, context-fit model, embedding model), ``:hand`` marking ``learned=False``."""
 
     def digest(model=CRITERIA_MODEL, learned=True) -> str:
+        if learned and model == CRITERIA_MODEL:
+            from rewards.criteria.distilled import fingerprint
+
+            return fingerprint()
         return module.LEARNED.key(model) if learned else module.LEARNED.key(model) + ":hand"
 
     return digest

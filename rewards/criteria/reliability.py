@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rewards.base import Context
+from rewards.criteria import distilled
 from rewards.criteria.common import (
     CRITERIA_MODEL,
     Exemplars,
@@ -167,7 +168,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("reliability", features, WEIGHTS)
 
 
-@register("reliability", version="3", score_range=(0.0, 1.0))
+@register("reliability", version="4", score_range=(0.0, 1.0))
 def reliability(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:
@@ -181,7 +182,9 @@ def reliability(
     >>> from rewards.base import Context
     >>> ctx = Context("I'm nervous about my thesis defense next Tuesday.", gold_client_emotion="fear")
     >>> specific, vague = reliability([ctx, ctx], ["What part of Tuesday's defense worries you most?", "Things happen. It is what it is."])
-    >>> specific > 0.5 > vague
+    >>> specific > vague + 0.2
     True
     """
+    if learned and model == CRITERIA_MODEL:
+        return distilled.scores(contexts, replies, "reliability")
     return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)

@@ -100,12 +100,12 @@ def test_the_shipped_scorer_reads_risk_and_shares_one_forward_per_batch():
     assert scores([risky] * 2, replies) is first  # the seven cross_* rewards of one batch reuse one forward
 
 
-def test_the_shipped_reliability_reads_fit_and_truthfulness_does_not():
+def test_the_shipped_reliability_reads_fit_more_than_truthfulness():
     from rewards.cross_encoder import ARTEFACT, FIT_WEIGHTS
 
     if not ARTEFACT.is_file():
         pytest.skip("no shipped cross-encoder artefact")
-    assert FIT_WEIGHTS["reliability"] > 0 and "truthfulness" not in FIT_WEIGHTS
+    assert FIT_WEIGHTS["reliability"] > 4 * FIT_WEIGHTS.get("truthfulness", 0.0)
     context = Context("My sister hasn't spoken to me since the wedding and I miss her.", history=(("therapist", "How was the wedding?"),))
     here = "It hurts that your sister went silent after the wedding; what happened between you two that day?"
     elsewhere = "It hurts that your manager went silent after the review; what happened between you two that day?"
@@ -115,3 +115,22 @@ def test_the_shipped_reliability_reads_fit_and_truthfulness_does_not():
         return float(np.log(here_score / (1 - here_score)) - np.log(there_score / (1 - there_score)))
 
     assert gap("cross_reliability") > gap("cross_truthfulness") + 2.0
+
+
+def test_fit_above_the_cap_adds_nothing(monkeypatch):
+    """Among replies that all address the conversation, being more on-topic earns no more: the criterion's output decides."""
+    import rewards.fit_encoder
+    from rewards import cross_encoder
+
+    if not cross_encoder.ARTEFACT.is_file():
+        pytest.skip("no shipped cross-encoder artefact")
+    cap = cross_encoder.FIT_CAP
+    monkeypatch.setattr(
+        rewards.fit_encoder, "fit_log_odds", lambda contexts, replies, reference="corpus": np.array([cap + 1, cap + 9, cap - 1])
+    )
+    monkeypatch.setattr(cross_encoder, "_MEMO", [])
+    context = Context("My sister hasn't spoken to me since the wedding and I miss her.")
+    capped, far_above, below = cross_encoder.scores([context] * 3, ["What happened at the wedding?"] * 3)
+    np.testing.assert_allclose(capped, far_above)
+    for k, name in enumerate(TRUST_CRITERIA):
+        assert (below[k] < capped[k]) == (cross_encoder.FIT_WEIGHTS.get(name, 0.0) > 0), name

@@ -97,14 +97,14 @@ def mesc_report(mesc_corpus):
 def test_templates_do_not_beat_the_real_counsellor_on_mesc(mesc_report):
     wins = mesc_report["template_win"][MEAN]
     print(f"template win of the seven-criteria mean on {mesc_report['contexts']} MESC test turns: {wins}")
-    assert wins["mean"] <= 0.35 and wins["worst"] <= 0.55, wins
+    assert wins["mean"] <= 0.2 and wins["worst"] <= 0.4, wins  # criteria v4 on all 245 turns: 0.08 / 0.22
 
 
 def test_replies_of_other_dialogues_do_not_beat_the_real_one_on_mesc(mesc_report):
     other, recall = mesc_report["other_win"], mesc_report["recall_at_1"]
     print(f"beats other: {other}\nrecall@1 of 10: {recall}")
     assert other[MEAN] >= 0.7 and other["reliability"] >= 0.7 and other["context_fit"] >= 0.75
-    assert recall[MEAN] >= 0.3 and recall["context_fit"] >= 0.4
+    assert recall[MEAN] >= 0.3 and recall["reliability"] >= 0.4 and recall["context_fit"] >= 0.4
 
 
 def test_real_counsellor_replies_are_not_scored_near_zero(mesc_report):
