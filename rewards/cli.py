@@ -322,7 +322,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     opt_in.add_argument(
         "--distil",
         action="store_true",
-        help="instead: distil the cross-encoder into the criteria's learned term (teacher pass ~25 min on 2 CPU cores, cached; training ~2 min)",
+        help="instead: distil the cross-encoder into the criteria's learned term (teacher pass ~25 min on 2 CPU cores, cached; training ~5 min)",
     )
     build.add_argument(
         "--epochs",

@@ -73,7 +73,7 @@ def teacher_rows(mesc: Path, seed: int = 7) -> tuple[list[Context], list[str], n
     criterion = [-1] * len(replies)
     for k, name in enumerate(TRUST_CRITERIA):
         written = load_pairs(pairs_path(name, "train"), lambda: mesc_contexts(mesc))
-        for context, better, worse in augment(written, name):
+        for context, better, worse in [*written, *augment(written, name)]:
             contexts += [context, context]
             replies += [better, worse]
             group += [-1, -1]
@@ -81,16 +81,20 @@ def teacher_rows(mesc: Path, seed: int = 7) -> tuple[list[Context], list[str], n
     return contexts, replies, np.array(group), np.array(criterion)
 
 
-def _teacher_digest(replies: Sequence[str]) -> str:
+def _teacher_digest(contexts: Sequence[Context], replies: Sequence[str]) -> str:
+    from mmrl.errors import ConfigError
     from rewards import context_fit, cross_encoder, fit_encoder
     from rewards.criteria.learned import _code
 
     digest = hashlib.sha256()
     for path in (cross_encoder.ARTEFACT, fit_encoder.ARTEFACT, context_fit.ARTEFACT):
+        if not path.is_file():
+            raise ConfigError(f"distillation needs the teacher's artefact {path}; build it first (`mmrl rewards build --help`)")
         digest.update(path.read_bytes())
     for module in (cross_encoder.__file__, fit_encoder.__file__, context_fit.__file__):
         digest.update(_code(Path(module)))
-    digest.update("\0".join(replies).encode())
+    for context, reply in zip(contexts, replies, strict=True):  # what the teacher reads of each row
+        digest.update(repr((context.history, context.client_utterance, context.situation, reply)).encode())
     return digest.hexdigest()[:24]
 
 
@@ -112,7 +116,7 @@ def teacher_outputs(contexts: Sequence[Context], replies: Sequence[str], progres
             parts.append(np.column_stack([_batched_logits(model, cs, rs), static, np.asarray(fit_log_odds(cs, rs)) - static]))
         return {"outputs": np.concatenate(parts).astype(np.float32)}
 
-    path = cache_root() / "distil" / f"teacher-{_teacher_digest(replies)}.safetensors"
+    path = cache_root() / "distil" / f"teacher-{_teacher_digest(contexts, replies)}.safetensors"
     return cached_arrays(path, ("outputs",), compute)["outputs"]
 
 
@@ -131,11 +135,17 @@ def train(
     """Fit ``members`` networks (see the module docstring; seeds ``seed``, ``seed + 1``, ...) and return their stacked arrays
     for :mod:`rewards.criteria.distilled`, which averages their outputs."""
     parts = [_train_one(x, y, group, criterion, epochs, seed + m) for m in range(members)]
-    mean, scale = x.mean(0), x.std(0) + 1e-4
+    mean, scale = _standardisation(x)
     stacked = {
         k: np.stack([p[k] for p in parts]).astype(np.float16 if k.startswith("w") else np.float32) for k in parts[0]
     }  # halves the file
     return {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32)} | stacked
+
+
+def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale per input column; a column constant in training keeps scale 1 (its noise is not blown up)."""
+    std = x.std(0)
+    return x.mean(0), np.where(std > 1e-6, std, 1.0)
 
 
 def _train_one(x: np.ndarray, y: np.ndarray, group: np.ndarray, criterion: np.ndarray, epochs: int, seed: int) -> dict[str, np.ndarray]:
@@ -144,7 +154,7 @@ def _train_one(x: np.ndarray, y: np.ndarray, group: np.ndarray, criterion: np.nd
     from rewards.criteria.distilled import HIDDEN, OUTPUTS
 
     torch.manual_seed(seed)
-    mean, scale = x.mean(0), x.std(0) + 1e-4
+    mean, scale = _standardisation(x)
     xt, yt = torch.tensor((x - mean) / scale, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     in_pairs = np.flatnonzero(criterion >= 0)
     better = torch.tensor(in_pairs[::2])  # pair rows come as (better, worse)

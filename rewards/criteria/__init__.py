@@ -2,9 +2,10 @@
 
 One module per criterion, each registering a batch function ``fn(contexts, replies, *, model="static",
 learned=True)`` that returns scores in [0, 1] under the criterion's name (``get_reward("safety")``).
-With ``learned=True`` and the default embedding model, the score is the output of one small network
-distilled from the cross-encoder (:mod:`rewards.criteria.distilled`), which reads every criterion's
-hand features, probe term and the static embeddings of the reply and the conversation. With
+With ``learned=True`` and the default embedding model, the score blends (¾) the mean output of three
+small networks distilled from the cross-encoder (:mod:`rewards.criteria.distilled`), which read every
+criterion's hand features, probe term and the static embeddings of the reply and the conversation, with
+(¼) the criterion's hand-weighted features and probe term. With
 ``learned=False`` it is the criterion's hand-weighted features alone (``features``, ``WEIGHTS``; for
 five of them the reply's specificity to the conversation, ``fit``, from :mod:`rewards.context_fit`);
 with another embedding model, those plus a probe term fitted on the labelled pairs in ``pairs/``

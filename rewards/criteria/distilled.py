@@ -77,7 +77,7 @@ def inputs(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
 def key() -> str:
     """A digest of what the shipped network depends on: the seven probes' keys (features, hand weights, pairs, context_fit,
     embedding model), the teacher's artefacts and fit weights, and the code of this module and of the distillation."""
-    from rewards import cross_encoder, distil, fit_encoder
+    from rewards import context_fit, cross_encoder, distil, fit_encoder
     from rewards.criteria import MODULES
     from rewards.criteria.learned import _code
 
@@ -87,7 +87,13 @@ def key() -> str:
     digest.update(repr((sorted(cross_encoder.FIT_WEIGHTS.items()), cross_encoder.FIT_CAP, HIDDEN)).encode())
     for path in (cross_encoder.ARTEFACT, fit_encoder.ARTEFACT):
         digest.update(path.read_bytes() if path.is_file() else b"missing")
-    for module in (__file__, distil.__file__):
+    for module in (
+        __file__,
+        distil.__file__,
+        context_fit.__file__,
+        cross_encoder.__file__,
+        fit_encoder.__file__,
+    ):  # inputs, training, teacher
         digest.update(_code(Path(module)))
     return digest.hexdigest()[:24]
 
@@ -104,6 +110,8 @@ def _network(path: Path = ARTEFACT) -> dict[str, np.ndarray]:
     meta, arrays = read_artefact(path, "distilled criteria weights", REBUILD)
     if meta.get("key") != key():
         raise ConfigError(f"distilled criteria weights {path} were built for other features, probes or teacher; {REBUILD}")
+    if missing := {"mean", "scale", "w1", "b1", "w2", "b2"} - set(arrays):
+        raise ConfigError(f"distilled criteria weights {path} lack {sorted(missing)}; {REBUILD}")
     return {name: array.astype(np.float32) for name, array in arrays.items()}  # the weights ship as float16
 
 

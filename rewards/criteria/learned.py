@@ -234,8 +234,16 @@ class LearnedTerm:
 
 
 def _code(path: Path) -> bytes:
-    """What a source file computes, not how it is laid out: its syntax tree (formatting and comments do not change it)."""
-    return ast.dump(ast.parse(path.read_text(encoding="utf-8"))).encode()
+    """What a source file computes, not how it is laid out or documented: its syntax tree without docstrings (formatting,
+    comments, docstrings and doctests do not change it)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
 
 
 #: The shipped probes of the default embedding model (``mmrl rewards build`` writes them).

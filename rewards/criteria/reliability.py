@@ -182,7 +182,7 @@ def reliability(
     >>> from rewards.base import Context
     >>> ctx = Context("I'm nervous about my thesis defense next Tuesday.", gold_client_emotion="fear")
     >>> specific, vague = reliability([ctx, ctx], ["What part of Tuesday's defense worries you most?", "Things happen. It is what it is."])
-    >>> specific > vague + 0.2
+    >>> specific > vague + 0.1
     True
     """
     if learned and model == CRITERIA_MODEL:

@@ -85,3 +85,14 @@ def test_teacher_rows_cover_each_train_turn_then_the_pairs(mesc_dir):
     assert all(replies[i] == contexts[i].reference for i in first)  # led by the real reply
     pairs = np.flatnonzero(criterion >= 0)
     assert pairs[0] == len(turns) and len(pairs) % 2 == 0 and (criterion[pairs[::2]] == criterion[pairs[1::2]]).all()
+
+
+def test_keys_read_code_not_docs(tmp_path):
+    """Editing a docstring or doctest leaves the probes' and the network's keys alone; editing code does not."""
+    from rewards.criteria.learned import _code
+
+    a, b, c = (tmp_path / f"{n}.py" for n in "abc")
+    a.write_text('"""Module."""\n\ndef f(x):\n    """>>> f(1)\n    2\n    """\n    return x + 1\n')
+    b.write_text('"""Another module text."""\n\n\ndef f(x):\n    """>>> f(1) > 1\n    True\n    """\n    return x + 1  # same code\n')
+    c.write_text('"""Module."""\n\ndef f(x):\n    """>>> f(1)\n    2\n    """\n    return x + 2\n')
+    assert _code(a) == _code(b) != _code(c)
