@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_file", "cache_root", "cached_arrays", "read_artefact"]
+__all__ = ["atomic_file", "cache_root", "cached_arrays", "read_arrays", "read_artefact"]
 
 
 def cache_root() -> Path:
@@ -45,7 +45,8 @@ def read_artefact(path: Path, what: str, rebuild: str, framework: str = "numpy")
         raise ConfigError(f"{what} {path} cannot be read ({exc}); {rebuild}") from None
 
 
-def _read_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+def read_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays of the safetensors file ``path`` if it holds ``keys``; ``None`` when it is missing, damaged or lacks one."""
     from safetensors.numpy import load_file
 
     try:
@@ -64,11 +65,11 @@ def cached_arrays(
     from filelock import FileLock
     from safetensors.numpy import save_file
 
-    if (arrays := _read_arrays(path, keys)) is not None:
+    if (arrays := read_arrays(path, keys)) is not None:
         return arrays
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
-        if (arrays := _read_arrays(path, keys)) is not None:
+        if (arrays := read_arrays(path, keys)) is not None:
             return arrays
         arrays = compute()
         with atomic_file(path) as tmp:

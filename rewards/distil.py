@@ -5,11 +5,15 @@
 1. :func:`teacher_rows`: (context, reply) pairs from MESC *train* only — for every target turn its real
    reply, two replies of other dialogues, one of another turn of the same dialogue, a training generic
    reply, the real reply with a training filler appended, its first half (eight words or more) and, for
-   three turns in ten, the client's own words — plus every criterion's written training pairs and their
-   augmentation (:func:`rewards.criteria.learned.augment`).
+   three turns in ten, the client's own words; for half the turns, the real, a generic and another
+   dialogue's reply after the client's utterance alone (one-line contexts, as users often write them) —
+   plus every criterion's written training pairs and their augmentation
+   (:func:`rewards.criteria.learned.augment`). :func:`counterfactual_rows` adds every turn row again under
+   each demographic swap that changes its context, with the original's targets.
 2. :func:`teacher_outputs`: the teacher's calibrated cross-encoder outputs and its two fit terms per row
-   (about 25 minutes on 2 CPU cores for ~40,000 rows), cached under ``$MMRL_CACHE/distil/`` by a digest
-   of the teacher and the rows; the targets are the ``cross_<criterion>`` log-odds and the fit log-odds.
+   (about 25 minutes on 2 CPU cores for ~40,000 rows); the transformers' outputs are cached per row under
+   ``$MMRL_CACHE/distil/`` in a file named by the teacher's digest, so added rows cost only their own pass; the
+   targets are the ``cross_<criterion>`` log-odds and the fit log-odds.
 3. :func:`train`: each of :data:`MEMBERS` networks (seeds apart) regresses the targets from
    :func:`rewards.criteria.distilled.inputs` (mean squared error) while a pairwise loss
    ``softplus(s(worse) − s(better))`` on each written pair's criterion and a listwise loss (the KL
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +36,32 @@ import numpy as np
 from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context
 
-__all__ = ["EPOCHS", "LISTWISE", "MEMBERS", "PAIRWISE", "build_distilled", "targets", "teacher_outputs", "teacher_rows", "train"]
+__all__ = [
+    "EPOCHS",
+    "LISTWISE",
+    "MEMBERS",
+    "PAIRWISE",
+    "build_distilled",
+    "counterfactual_rows",
+    "targets",
+    "teacher_outputs",
+    "teacher_rows",
+    "train",
+]
 
 EPOCHS = 20
 MEMBERS = 3
 PAIRWISE = 1.0
 LISTWISE = 1.0
 _BATCH = 256
+#: Names what :func:`_teacher_pass` computes (part of the teacher's digest: change it when that changes).
+_TEACHER_PASS = "cross-encoder calibrated logits; fit encoder scale * pmi (corpus)"
 
 
 def teacher_rows(mesc: Path, seed: int = 7) -> tuple[list[Context], list[str], np.ndarray, np.ndarray]:
-    """Contexts, replies, each row's group (its MESC turn, or −1 for pair rows) and each row's pair criterion (index into
-    ``TRUST_CRITERIA``; −1 outside pairs). Pair rows come as (better, worse) in consecutive rows."""
+    """Contexts, replies, each row's group (its MESC turn ``i``; ``turns + i`` for the turn's one-line rows; −1 for pair rows)
+    and each row's pair criterion (index into ``TRUST_CRITERIA``; −1 outside pairs). Pair rows come last, as (better,
+    worse) in consecutive rows."""
     from mmrl.data import load_corpus
     from rewards.criteria.learned import TRAINING_FILLERS, TRAINING_GENERICS, augment, load_pairs, mesc_contexts, pairs_path
     from rewards.probe import other_replies, probe_contexts
@@ -70,6 +89,12 @@ def teacher_rows(mesc: Path, seed: int = 7) -> tuple[list[Context], list[str], n
         contexts += [turn] * len(rows)
         replies += rows
         group += [i] * len(rows)
+    for i, turn in enumerate(turns):  # half the turns again with the client's utterance alone (a one-line context)
+        if rng.random() < 0.5:
+            rows = [turn.reference or "", rng.choice(TRAINING_GENERICS), others[i][0]]
+            contexts += [replace(turn, history=(), situation=None)] * len(rows)
+            replies += rows
+            group += [len(turns) + i] * len(rows)
     criterion = [-1] * len(replies)
     for k, name in enumerate(TRUST_CRITERIA):
         written = load_pairs(pairs_path(name, "train"), lambda: mesc_contexts(mesc))
@@ -81,43 +106,106 @@ def teacher_rows(mesc: Path, seed: int = 7) -> tuple[list[Context], list[str], n
     return contexts, replies, np.array(group), np.array(criterion)
 
 
-def _teacher_digest(contexts: Sequence[Context], replies: Sequence[str]) -> str:
+def _teacher_digest() -> str:
+    """A digest of the teacher's transformers (the cross-encoder's and the fit encoder's artefacts and code), which names the
+    cache of their outputs; the static context fit, cheap, is recomputed instead."""
     from mmrl.errors import ConfigError
-    from rewards import context_fit, cross_encoder, fit_encoder
+    from rewards import cross_encoder, fit_encoder, lora
     from rewards.criteria.learned import _code
 
     digest = hashlib.sha256()
-    for path in (cross_encoder.ARTEFACT, fit_encoder.ARTEFACT, context_fit.ARTEFACT):
+    for path in (cross_encoder.ARTEFACT, fit_encoder.ARTEFACT):
         if not path.is_file():
             raise ConfigError(f"distillation needs the teacher's artefact {path}; build it first (`mmrl rewards build --help`)")
         digest.update(path.read_bytes())
-    for module in (cross_encoder.__file__, fit_encoder.__file__, context_fit.__file__):
+    for module in (cross_encoder.__file__, fit_encoder.__file__, lora.__file__):
         digest.update(_code(Path(module)))
-    for context, reply in zip(contexts, replies, strict=True):  # what the teacher reads of each row
-        digest.update(repr((context.history, context.client_utterance, context.situation, reply)).encode())
+    digest.update(_TEACHER_PASS.encode())
     return digest.hexdigest()[:24]
 
 
+def _read(context: Context) -> tuple:
+    """What the teacher and the network read of a context."""
+    return (context.history, context.client_utterance, context.situation)
+
+
+def _row_digests(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
+    """``(n, 16)`` uint8: a digest of what the teacher reads of each row."""
+    rows = [hashlib.sha256(repr((*_read(c), r)).encode()).digest()[:16] for c, r in zip(contexts, replies, strict=True)]
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 16)
+
+
 def teacher_outputs(contexts: Sequence[Context], replies: Sequence[str], progress: bool = True) -> np.ndarray:
-    """``(n, 9)``: the cross-encoder's calibrated outputs, the static fit and the encoder fit per row (cached on disk)."""
-    from mmrl.files import cache_root, cached_arrays
+    """``(n, 9)``: the cross-encoder's calibrated outputs, the static fit and the encoder fit per row.
 
-    def compute() -> dict[str, np.ndarray]:
-        from tqdm.auto import tqdm
+    The transformers' outputs are cached on disk per row, in one file per teacher: new rows (more pairs, say) cost only
+    their own pass, and a rebuilt static context fit none.
+    """
+    from filelock import FileLock
+    from safetensors.numpy import save_file
 
-        from rewards.criteria.common import context_fit
-        from rewards.cross_encoder import _batched_logits, load_model
-        from rewards.fit_encoder import fit_log_odds
+    from mmrl.errors import ConfigError
+    from mmrl.files import atomic_file, cache_root, read_arrays
+    from rewards.criteria.common import context_fit
 
-        model, parts = load_model(), []
-        for start in tqdm(range(0, len(replies), 256), desc="teacher", disable=not progress):
-            cs, rs = list(contexts[start : start + 256]), list(replies[start : start + 256])
-            static = np.asarray(context_fit(cs, rs))
-            parts.append(np.column_stack([_batched_logits(model, cs, rs), static, np.asarray(fit_log_odds(cs, rs)) - static]))
-        return {"outputs": np.concatenate(parts).astype(np.float32)}
+    path = cache_root() / "distil" / f"teacher-rows-{_teacher_digest()}.safetensors"
+    rows = _row_digests(contexts, replies)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        cached = {"rows": np.zeros((0, 16), np.uint8), "outputs": np.zeros((0, 8), np.float32)}
+        if path.exists():
+            cached = read_arrays(path, ("rows", "outputs")) or {}
+            if cached.get("rows", np.zeros(0)).shape[1:] != (16,) or cached["outputs"].shape != (len(cached["rows"]), 8):
+                raise ConfigError(f"the teacher cache {path} is damaged or from another version; delete it (the pass reruns)")
+        known = {row.tobytes(): i for i, row in enumerate(cached["rows"])}
+        missing = sorted({row.tobytes(): i for i, row in enumerate(rows) if row.tobytes() not in known}.values())
+        if missing:
+            computed = _teacher_pass([contexts[i] for i in missing], [replies[i] for i in missing], progress)
+            offset = len(cached["rows"])
+            cached = {"rows": np.concatenate([cached["rows"], rows[missing]]), "outputs": np.concatenate([cached["outputs"], computed])}
+            with atomic_file(path) as tmp:
+                save_file(cached, tmp)
+            known.update({rows[i].tobytes(): offset + k for k, i in enumerate(missing)})
+    outputs = cached["outputs"][[known[row.tobytes()] for row in rows]]
+    static = np.concatenate([context_fit(contexts[i : i + 4096], replies[i : i + 4096]) for i in range(0, len(replies), 4096)])
+    return np.column_stack([outputs[:, :7], static, outputs[:, 7]]).astype(np.float32)
 
-    path = cache_root() / "distil" / f"teacher-{_teacher_digest(contexts, replies)}.safetensors"
-    return cached_arrays(path, ("outputs",), compute)["outputs"]
+
+def _teacher_pass(contexts: Sequence[Context], replies: Sequence[str], progress: bool) -> np.ndarray:
+    """``(n, 8)``: the cross-encoder's seven calibrated outputs and the fit encoder's scaled pmi."""
+    from tqdm.auto import tqdm
+
+    from rewards import cross_encoder, fit_encoder
+
+    model, encoder, parts = cross_encoder.load_model(), fit_encoder.load_model(), []
+    for start in tqdm(range(0, len(replies), 256), desc="teacher", disable=not progress):
+        cs, rs = list(contexts[start : start + 256]), list(replies[start : start + 256])
+        fit = float(encoder.scale) * np.asarray(fit_encoder.pmi(encoder, cs, rs, "corpus"))
+        parts.append(np.column_stack([cross_encoder._batched_logits(model, cs, rs), fit]))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def counterfactual_rows(
+    contexts: Sequence[Context], replies: Sequence[str], group: np.ndarray
+) -> tuple[list[Context], list[str], np.ndarray]:
+    """Each turn's rows again under every demographic swap (:mod:`rewards.counterfactual`) that changes its context, with the
+    index of the row they copy: trained to the original's targets, they teach the network that such a swap changes nothing."""
+    from rewards.counterfactual import AXES, swap_context, swap_text
+
+    out_contexts: list[Context] = []
+    out_replies: list[str] = []
+    source: list[int] = []
+    variants: dict[int, list[tuple[str, Context]]] = {}  # per context object (a turn's rows share it): its applying swaps
+    for i in np.flatnonzero(group >= 0):
+        context = contexts[i]
+        if id(context) not in variants:
+            swaps = [(axis, swap_context(context, axis)) for axis in AXES]
+            variants[id(context)] = [(axis, c) for axis, c in swaps if _read(c) != _read(context)]
+        for axis, swapped in variants[id(context)]:
+            out_contexts.append(swapped)
+            out_replies.append(swap_text(replies[i], axis))
+            source.append(int(i))
+    return out_contexts, out_replies, np.array(source, dtype=np.int64)
 
 
 def targets(teacher: np.ndarray) -> np.ndarray:
@@ -134,8 +222,8 @@ def train(
 ) -> dict:
     """Fit ``members`` networks (see the module docstring; seeds ``seed``, ``seed + 1``, ...) and return their stacked arrays
     for :mod:`rewards.criteria.distilled`, which averages their outputs."""
-    parts = [_train_one(x, y, group, criterion, epochs, seed + m) for m in range(members)]
     mean, scale = _standardisation(x)
+    parts = [_train_one((x - mean) / scale, y, group, criterion, epochs, seed + m) for m in range(members)]
     stacked = {
         k: np.stack([p[k] for p in parts]).astype(np.float16 if k.startswith("w") else np.float32) for k in parts[0]
     }  # halves the file
@@ -149,13 +237,13 @@ def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _train_one(x: np.ndarray, y: np.ndarray, group: np.ndarray, criterion: np.ndarray, epochs: int, seed: int) -> dict[str, np.ndarray]:
+    """One network trained on standardised inputs ``x``."""
     import torch
 
     from rewards.criteria.distilled import HIDDEN, OUTPUTS
 
     torch.manual_seed(seed)
-    mean, scale = _standardisation(x)
-    xt, yt = torch.tensor((x - mean) / scale, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     in_pairs = np.flatnonzero(criterion >= 0)
     better = torch.tensor(in_pairs[::2])  # pair rows come as (better, worse)
     pair_criterion = torch.tensor(criterion[better.numpy()])
@@ -193,7 +281,8 @@ def _train_one(x: np.ndarray, y: np.ndarray, group: np.ndarray, criterion: np.nd
 
 
 def build_distilled(mesc: Path, *, epochs: int = EPOCHS, seed: int = 0, progress: bool = True) -> dict:
-    """Label the rows with the teacher (cached), compute the local inputs, train, and write the shipped artefact."""
+    """Label the rows with the teacher (cached), compute the local inputs, train, and write the shipped artefact; return the
+    number of rows trained on (``rows``: the teacher's and the counterfactual ones), of MESC turns, pair and counterfactual rows."""
     from safetensors.numpy import save_file
 
     from mmrl.files import atomic_file
@@ -201,10 +290,19 @@ def build_distilled(mesc: Path, *, epochs: int = EPOCHS, seed: int = 0, progress
 
     contexts, replies, group, criterion = teacher_rows(mesc)
     y = targets(teacher_outputs(contexts, replies, progress))
+    swapped, swapped_replies, source = counterfactual_rows(contexts, replies, group)
+    contexts, replies = [*contexts, *swapped], [*replies, *swapped_replies]
+    y = np.concatenate([y, y[source]])
+    group, criterion = (np.concatenate([a, np.full(len(source), -1)]) for a in (group, criterion))
     x = np.concatenate([distilled.inputs(contexts[i : i + 2048], replies[i : i + 2048]) for i in range(0, len(replies), 2048)])
     arrays = train(x, y, group, criterion, epochs=epochs, seed=seed)
     with atomic_file(distilled.ARTEFACT) as tmp:
         save_file(arrays, tmp, metadata={"key": distilled.key(), "data": "MESC train, written training pairs", "epochs": str(epochs)})
     distilled._network.cache_clear()
     distilled._MEMO.clear()
-    return {"rows": len(replies), "turns": int(group.max() + 1), "pair_rows": int((criterion >= 0).sum())}
+    return {
+        "rows": len(replies),
+        "turns": int(group.max() + 1),
+        "pair_rows": int((criterion >= 0).sum()),
+        "counterfactual_rows": len(source),
+    }

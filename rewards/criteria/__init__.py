@@ -34,9 +34,9 @@ def _state_digest(module):
     probe key (features code, hand weights, pairs, context-fit model, embedding model), ``:hand`` marking ``learned=False``."""
 
     def digest(model=CRITERIA_MODEL, learned=True) -> str:
-        if learned and model == CRITERIA_MODEL:
-            from rewards.criteria.distilled import fingerprint
+        from rewards.criteria.distilled import fingerprint, uses_network
 
+        if uses_network(model, learned):
             return fingerprint()
         return module.LEARNED.key(model) if learned else module.LEARNED.key(model) + ":hand"
 

@@ -93,8 +93,12 @@ def calibrated(
     z = log_odds(weights, features)
     if learned is not None:
         z = z + np.asarray(learned, dtype=np.float64)
-    silent = np.array([not re.search(r"\w", reply) for reply in replies], dtype=bool)
-    return np.where(silent, 0.0, logistic(z)).tolist()
+    return np.where(silent(replies), 0.0, logistic(z)).tolist()
+
+
+def silent(replies: Sequence[str]) -> np.ndarray:
+    """Which replies hold no word (every criterion scores them 0)."""
+    return np.array([not re.search(r"\w", reply) for reply in replies], dtype=bool)
 
 
 #: The embedding model the criteria use unless given ``model``: the static distillation of the packaged MiniLM

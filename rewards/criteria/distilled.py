@@ -21,9 +21,8 @@ matches today's inputs and teacher (:func:`key`); otherwise scoring is a ConfigE
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -33,9 +32,23 @@ import numpy as np
 from mmrl.errors import ConfigError
 from mmrl.labels import TRUST_CRITERIA
 from rewards.base import Context
-from rewards.criteria.common import context_fit, embed, log_odds, logistic, normalise
+from rewards.criteria.common import CRITERIA_MODEL, calibrated, context_fit, embed, log_odds, logistic, normalise, silent
 
-__all__ = ["ARTEFACT", "HIDDEN", "OUTPUTS", "fingerprint", "forward", "inputs", "key", "log_odds_of", "scores"]
+__all__ = [
+    "ARTEFACT",
+    "BLEND",
+    "GUARDS",
+    "HIDDEN",
+    "OUTPUTS",
+    "criterion_scores",
+    "fingerprint",
+    "forward",
+    "inputs",
+    "key",
+    "log_odds_of",
+    "scores",
+    "uses_network",
+]
 
 ARTEFACT = Path(str(files("rewards") / "models" / "distilled.safetensors"))
 HIDDEN = 256
@@ -46,6 +59,9 @@ _PRODUCT_SCALE = 20.0  # puts products of unit embeddings (entries ~1/384) on th
 #: the dev pairs and the criteria's documented examples: the teacher, and so the network alone, misses some cues that the
 #: hand features name — a dismissive "it was just a dog", "three years" for three months, condolences for good news).
 BLEND = 0.25
+#: Hand features whose cue the teacher misses and which enter a criterion's log-odds in full, not only through the blend
+#: (the teacher rates "That sounds infuriating" after "My cat died this morning." near "That sounds so sad").
+GUARDS = {"empathy": ("names_emotion", "names_other_emotion")}
 REBUILD = "rebuild it with `mmrl rewards build --data MESC_DIR --distil`, or score with learned=False"
 
 
@@ -55,29 +71,33 @@ def _recent(context: Context) -> str:
 
 def inputs(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
     """The network's input per reply: embeddings (reply, utterance, last two turns, reply ⊙ each), then every criterion's hand
-    features (sorted by name), the static context fit, log(1 + words), the seven hand log-odds and the seven probe terms."""
+    features (sorted by name), the static context fit, log(1 + words), the seven hand log-odds, the seven probe terms and
+    the seven guard terms (:data:`GUARDS`)."""
     from rewards.criteria import MODULES
 
     reply = embed([normalise(r) for r in replies])
     utterance = embed([c.client_utterance for c in contexts])
     recent = embed([_recent(c) for c in contexts])
-    hand, hand_log_odds, probes = [], [], []
+    hand, hand_log_odds, probes, guards = [], [], [], []
     for name in TRUST_CRITERIA:
         module = MODULES[name]
         features = module.features(contexts, replies)
         hand.append(np.stack([np.asarray(features[f], dtype=np.float64) for f in sorted(features)], axis=1))
         hand_log_odds.append(log_odds(module.WEIGHTS, features))
         probes.append(np.asarray(module.LEARNED(contexts, replies)))
+        guards.append(sum((module.WEIGHTS[f] * np.asarray(features[f]) for f in GUARDS.get(name, ())), np.zeros(len(replies))))
     words = np.log1p([len(r.split()) for r in replies])[:, None]
     fit = np.asarray(context_fit(contexts, replies))[:, None]
     embeddings = [reply, utterance, recent, _PRODUCT_SCALE * reply * utterance, _PRODUCT_SCALE * reply * recent]
-    return np.hstack([*embeddings, *hand, fit, words, np.stack(hand_log_odds, 1), np.stack(probes, 1)]).astype(np.float32)
+    return np.hstack([*embeddings, *hand, fit, words, np.stack(hand_log_odds, 1), np.stack(probes, 1), np.stack(guards, 1)]).astype(
+        np.float32
+    )
 
 
 def key() -> str:
     """A digest of what the shipped network depends on: the seven probes' keys (features, hand weights, pairs, context_fit,
     embedding model), the teacher's artefacts and fit weights, and the code of this module and of the distillation."""
-    from rewards import context_fit, cross_encoder, distil, fit_encoder
+    from rewards import context_fit, cross_encoder, distil, fit_encoder, lora
     from rewards.criteria import MODULES
     from rewards.criteria.learned import _code
 
@@ -93,6 +113,7 @@ def key() -> str:
         context_fit.__file__,
         cross_encoder.__file__,
         fit_encoder.__file__,
+        lora.__file__,
     ):  # inputs, training, teacher
         digest.update(_code(Path(module)))
     return digest.hexdigest()[:24]
@@ -100,7 +121,20 @@ def key() -> str:
 
 def fingerprint() -> str:
     """The key plus a digest of the shipped weights (what cached scores of the learned criteria depend on)."""
-    return key() + ":" + hashlib.sha256(ARTEFACT.read_bytes() if ARTEFACT.is_file() else b"missing").hexdigest()[:24]
+    if not ARTEFACT.is_file():
+        return key() + ":missing"
+    stat = ARTEFACT.stat()
+    return key() + ":" + _weights_digest(stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+@cache
+def _weights_digest(mtime: int, size: int, inode: int) -> str:  # hashed once per version of the file, not per get_reward
+    return hashlib.sha256(ARTEFACT.read_bytes()).hexdigest()[:24]
+
+
+def uses_network(model: str | None, learned: bool) -> bool:
+    """Whether a criterion with these options scores with the distilled network (else hand features, plus a probe if learned)."""
+    return learned and model == CRITERIA_MODEL
 
 
 @cache
@@ -116,11 +150,13 @@ def _network(path: Path = ARTEFACT) -> dict[str, np.ndarray]:
 
 
 def log_odds_of(contexts: Sequence[Context], replies: Sequence[str], path: Path = ARTEFACT) -> np.ndarray:
-    """``(n, 8)``: the networks' mean outputs (:data:`OUTPUTS`) per reply, the criteria's blended with the hand + probe log-odds."""
+    """``(n, 8)``: the networks' mean outputs (:data:`OUTPUTS`) per reply; the criteria's plus their guard terms, blended with
+    the hand + probe log-odds (which hold the guard features too, so those count in full)."""
     x = inputs(contexts, replies)
     out = forward(_network(path), x)
     n = len(TRUST_CRITERIA)
-    out[:, :n] = (1 - BLEND) * out[:, :n] + BLEND * (x[:, -2 * n : -n] + x[:, -n:])  # inputs end with hand log-odds, probes
+    hand, probe, guard = x[:, -3 * n : -2 * n], x[:, -2 * n : -n], x[:, -n:]  # the inputs end with these
+    out[:, :n] = (1 - BLEND) * (out[:, :n] + guard) + BLEND * (hand + probe)
     return out
 
 
@@ -145,5 +181,22 @@ def scores(contexts: Sequence[Context], replies: Sequence[str], criterion: str) 
         if not (_MEMO and _MEMO[0][0] == key_):
             _MEMO[:] = [(key_, list(contexts), log_odds_of(contexts, replies))]  # holding the contexts keeps their ids unique
         values = _MEMO[0][2][:, OUTPUTS.index(criterion)]
-    silent = np.array([not re.search(r"\w", reply) for reply in replies], dtype=bool)
-    return np.where(silent, 0.0, logistic(values)).tolist()
+    return np.where(silent(replies), 0.0, logistic(values)).tolist()
+
+
+def criterion_scores(
+    criterion: str,
+    weights: Mapping[str, float],
+    features: Callable[..., Mapping[str, np.ndarray]],
+    probe: Callable[..., np.ndarray],
+    contexts: Sequence[Context],
+    replies: Sequence[str],
+    *,
+    model: str | None,
+    learned: bool,
+) -> list[float]:
+    """A criterion's scores: :func:`scores` with ``learned`` and the default embedding model; otherwise its hand-weighted
+    ``features`` (plus its ``probe`` term when ``learned``), through :func:`~rewards.criteria.common.calibrated`."""
+    if uses_network(model, learned):
+        return scores(contexts, replies, criterion)
+    return calibrated(dict(weights), features(contexts, replies, model), replies, probe(contexts, replies, model) if learned else None)

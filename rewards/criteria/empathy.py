@@ -11,7 +11,6 @@ from rewards.criteria import distilled
 from rewards.criteria.common import (
     CRITERIA_MODEL,
     Exemplars,
-    calibrated,
     context_fit,
     cues,
     has,
@@ -143,7 +142,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("empathy", features, WEIGHTS)
 
 
-@register("empathy", version="4", score_range=(0.0, 1.0))
+@register("empathy", version="5", score_range=(0.0, 1.0))
 def empathy(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:
@@ -160,6 +159,4 @@ def empathy(
     >>> warm > cold + 0.1
     True
     """
-    if learned and model == CRITERIA_MODEL:
-        return distilled.scores(contexts, replies, "empathy")
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)
+    return distilled.criterion_scores("empathy", WEIGHTS, features, LEARNED, contexts, replies, model=model, learned=learned)

@@ -9,7 +9,7 @@ import numpy as np
 
 from rewards.base import Context
 from rewards.criteria import distilled
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, context_fit, cues, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, context_fit, cues, has, normalise
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -191,7 +191,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("ethical_guidance", features, WEIGHTS)
 
 
-@register("ethical_guidance", version="4", score_range=(0.0, 1.0))
+@register("ethical_guidance", version="5", score_range=(0.0, 1.0))
 def ethical_guidance(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:
@@ -207,6 +207,4 @@ def ethical_guidance(
     >>> supportive > 0.5 > directive
     True
     """
-    if learned and model == CRITERIA_MODEL:
-        return distilled.scores(contexts, replies, "ethical_guidance")
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)
+    return distilled.criterion_scores("ethical_guidance", WEIGHTS, features, LEARNED, contexts, replies, model=model, learned=learned)

@@ -9,7 +9,7 @@ import numpy as np
 
 from rewards.base import Context
 from rewards.criteria import distilled
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, affirmed, calibrated, cues, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, affirmed, cues, has, normalise
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -216,7 +216,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("fairness", features, WEIGHTS)
 
 
-@register("fairness", version="4", score_range=(0.0, 1.0))
+@register("fairness", version="5", score_range=(0.0, 1.0))
 def fairness(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:
@@ -228,6 +228,4 @@ def fairness(
     >>> respectful > 0.5 > biased
     True
     """
-    if learned and model == CRITERIA_MODEL:
-        return distilled.scores(contexts, replies, "fairness")
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)
+    return distilled.criterion_scores("fairness", WEIGHTS, features, LEARNED, contexts, replies, model=model, learned=learned)

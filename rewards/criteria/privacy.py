@@ -9,7 +9,7 @@ import numpy as np
 
 from rewards.base import Context
 from rewards.criteria import distilled
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, cues, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, cues, has, normalise
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -171,7 +171,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("privacy", features, WEIGHTS)
 
 
-@register("privacy", version="4", score_range=(0.0, 1.0))
+@register("privacy", version="5", score_range=(0.0, 1.0))
 def privacy(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:
@@ -186,6 +186,4 @@ def privacy(
     >>> respectful > 0.5 > intrusive
     True
     """
-    if learned and model == CRITERIA_MODEL:
-        return distilled.scores(contexts, replies, "privacy")
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)
+    return distilled.criterion_scores("privacy", WEIGHTS, features, LEARNED, contexts, replies, model=model, learned=learned)

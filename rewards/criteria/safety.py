@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from rewards.base import Context
 from rewards.criteria import distilled
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, calibrated, context_fit, cues, embed, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, context_fit, cues, embed, has, normalise
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -380,7 +380,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("safety", features, WEIGHTS)
 
 
-@register("safety", version="4", score_range=(0.0, 1.0))
+@register("safety", version="5", score_range=(0.0, 1.0))
 def safety(contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True) -> list[float]:
     """Safety in [0, 1]: never endorses harm, and escalates to crisis/professional help when (and only when) the client is at risk.
 
@@ -398,6 +398,4 @@ def safety(contexts: Sequence[Context], replies: Sequence[str], *, model: str | 
     >>> engage > hotline
     True
     """
-    if learned and model == CRITERIA_MODEL:
-        return distilled.scores(contexts, replies, "safety")
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)
+    return distilled.criterion_scores("safety", WEIGHTS, features, LEARNED, contexts, replies, model=model, learned=learned)

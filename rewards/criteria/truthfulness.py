@@ -9,7 +9,7 @@ import numpy as np
 
 from rewards.base import Context
 from rewards.criteria import distilled
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, affirmed, calibrated, context_fit, count, cues, has, normalise, valence_clash
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, affirmed, context_fit, count, cues, has, normalise, valence_clash
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -264,7 +264,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("truthfulness", features, WEIGHTS)
 
 
-@register("truthfulness", version="4", score_range=(0.0, 1.0))
+@register("truthfulness", version="5", score_range=(0.0, 1.0))
 def truthfulness(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:
@@ -285,6 +285,4 @@ def truthfulness(
     >>> hedged > 0.5 > promise
     True
     """
-    if learned and model == CRITERIA_MODEL:
-        return distilled.scores(contexts, replies, "truthfulness")
-    return calibrated(WEIGHTS, features(contexts, replies, model), replies, LEARNED(contexts, replies, model) if learned else None)
+    return distilled.criterion_scores("truthfulness", WEIGHTS, features, LEARNED, contexts, replies, model=model, learned=learned)

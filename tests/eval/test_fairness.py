@@ -125,11 +125,32 @@ def test_a_reply_whose_scores_ignore_demographics_has_no_gap():
     assert scores.applied.tolist() == [[True, False, True, False], [True, False, False, True]]
     gaps = scores.context_gap()
     # the scorers read the context, but a swap that leaves the meaning alone moves them only by embedding noise
-    # (criteria v3: "son" -> "daughter" moved fairness by 0.058 through its probe's reply x utterance term; v4, distilled
-    # from the cross-encoder, moves safety by 0.107, empathy by 0.095 and fairness by 0.065 there: a known cost, see
-    # docs/results/reward_probe.md)
+    # (criteria v3: "son" -> "daughter" moved fairness by 0.058 through its probe's reply x utterance term; the distilled
+    # network moves more on this one-line context: v4 safety 0.107, empathy 0.095; v5, with counterfactual training rows,
+    # empathy 0.098, safety 0.087; over MESC dialogues the gap is far smaller, see the next test)
     assert max(gaps["fairness"].max(), gaps["empathy"].max(), gaps["safety"].max()) < 0.12
     assert np.all(scores.fairness() > 0.9)
+
+
+def test_a_gender_swap_barely_moves_the_criteria_on_mesc_dialogues(mesc_dir):
+    """Over 120 MESC val turns, swapping every gendered word of the dialogue (and of the reply) moves the seven criteria's
+    scores of a generic reply by 0.0064 on average and those of the real reply by 0.0096 (criteria v5). Criteria v4, before
+    the distillation's counterfactual rows, fail both bounds: 0.0147 and 0.0123."""
+    from mmrl.data import load_corpus
+    from mmrl.labels import TRUST_CRITERIA
+    from rewards.probe import probe_contexts
+
+    def read(c: Context) -> tuple:
+        return c.history, c.client_utterance, c.situation
+
+    turns = probe_contexts(load_corpus(mesc_dir, "mesc").split("val"))
+    contexts = [c for c in turns if read(swap_context(c, "gender")) != read(c)][:120]
+    swapped = [swap_context(c, "gender") for c in contexts]
+    real, generic = [c.reference for c in contexts], ["That sounds really hard. How are you feeling about it?"] * len(contexts)
+    batches = [(contexts, real), (swapped, [swap_text(r, "gender") for r in real]), (contexts, generic), (swapped, generic)]
+    scores = [np.array([get_reward(name)(*batch).scores for name in TRUST_CRITERIA]) for batch in batches]  # one pass a batch
+    real_gap, generic_gap = np.abs(scores[0] - scores[1]).mean(), np.abs(scores[2] - scores[3]).mean()
+    assert generic_gap < 0.009 and real_gap < 0.0105, (generic_gap, real_gap)
 
 
 def test_a_conditionally_biased_scorer_shows_a_gap():
@@ -190,7 +211,8 @@ def test_a_yaml_spec_weights_it_beside_other_rewards(tmp_path):
     contexts = [Context("As a Sikh, I feel out of place at work.", gold_client_emotion="sadness"), Context(NO_CUES)]
     result = composite(contexts, ["Sikhs are always so hard-working.", "That sounds draining."])
     fairness = result.scores["counterfactual_fairness"]
-    assert 0.0 < fairness[0] < 0.9 and math.isnan(fairness[1])
+    direct = counterfactual_scores(contexts[:1], ["Sikhs are always so hard-working."], ["fairness"], axes=["religion"])
+    assert fairness[0] == pytest.approx(direct.fairness()[0]) and fairness[0] < 1.0 and math.isnan(fairness[1])
     assert "no demographic attribute" in result.failures["counterfactual_fairness"][1]
     np.testing.assert_allclose(result.total, result.scores["empathy"] + 0.5 * np.nan_to_num(fairness))  # skip: NaN left out
 

@@ -96,3 +96,51 @@ def test_keys_read_code_not_docs(tmp_path):
     b.write_text('"""Another module text."""\n\n\ndef f(x):\n    """>>> f(1) > 1\n    True\n    """\n    return x + 1  # same code\n')
     c.write_text('"""Module."""\n\ndef f(x):\n    """>>> f(1)\n    2\n    """\n    return x + 2\n')
     assert _code(a) == _code(b) != _code(c)
+
+
+def test_teacher_outputs_are_cached_per_row(tmp_path, monkeypatch):
+    """New rows cost only their own transformer pass; known rows come back from the cache in the order asked, each column in
+    its place; the static context fit is recomputed (a rebuilt one needs no new pass); a damaged cache is named."""
+    import mmrl.files
+    from rewards import distil
+    from rewards.criteria.common import context_fit
+
+    monkeypatch.setattr(mmrl.files, "cache_root", lambda: tmp_path)
+    monkeypatch.setattr(distil, "_teacher_digest", lambda: "teacher")
+    passes: list[list[str]] = []
+
+    def teacher(contexts, replies, progress):
+        passes.append(list(replies))
+        return np.array([10 * len(r) + np.arange(8) for r in replies], dtype=np.float32)  # column j of reply r: 10·|r| + j
+
+    monkeypatch.setattr(distil, "_teacher_pass", teacher)
+    context = Context("My brother moved away.")
+    first = distil.teacher_outputs([context] * 2, ["a", "bb"], progress=False)
+    replies = ["ccc", "bb", "a", "ccc"]
+    again = distil.teacher_outputs([context] * 4, replies, progress=False)
+    assert passes == [["a", "bb"], ["ccc"]]  # "ccc" asked twice, computed once
+    np.testing.assert_array_equal(first[:, 0], [10, 20])
+    np.testing.assert_array_equal(again[:, :7], [10 * len(r) + np.arange(7) for r in replies])
+    np.testing.assert_array_equal(again[:, 8], [10 * len(r) + 7 for r in replies])  # the fit encoder's term, last
+    np.testing.assert_allclose(again[:, 7], context_fit([context] * 4, replies), rtol=1e-6)  # the static fit, recomputed
+    other = distil.teacher_outputs([Context("My sister moved away.")], ["a"], progress=False)  # the context is part of a row
+    assert passes[-1] == ["a"] and other[0, 0] == 10
+    (cache,) = (tmp_path / "distil").glob("*.safetensors")
+    cache.write_bytes(b"not safetensors")
+    with pytest.raises(ConfigError, match="delete it"):
+        distil.teacher_outputs([context], ["a"], progress=False)
+
+
+def test_counterfactual_rows_swap_context_and_reply_and_point_at_their_source():
+    from rewards.distil import counterfactual_rows
+
+    son = Context("My son won't talk to me.")
+    contexts = [son, son, Context("Work is too much."), Context("My son won't talk to me.", reference="Ask her.")]
+    replies = ["What happens when you try to talk with him?", "Tell me more.", "What part of work?", "How old is he?"]
+    swapped, swapped_replies, source = counterfactual_rows(contexts, replies, np.array([0, 0, 1, -1]))
+    rows = {(c.client_utterance, r, int(s)) for c, r, s in zip(swapped, swapped_replies, source, strict=True)}
+    assert ("My daughter won't talk to me.", "What happens when you try to talk with her?", 0) in rows
+    assert ("My daughter won't talk to me.", "Tell me more.", 1) in rows
+    assert {s for _, _, s in rows} == {0, 1}  # no variant of an unswappable context (2) or of a pair row (group -1, 3)
+    only_reference = Context("Work is too much.", reference="Ask her.")  # the reference is not read: no variant
+    assert len(counterfactual_rows([only_reference], ["Tell him."], np.array([0]))[2]) == 0
