@@ -63,6 +63,7 @@ __all__ = [
     "CrossEncoder",
     "calibrate",
     "context_text",
+    "fit_term",
     "load_model",
     "pair_accuracy",
     "save",
@@ -245,6 +246,11 @@ def load_model(path: Path = ARTEFACT):
     return load_trained(CrossEncoder(), state, path, "cross-encoder weights", rebuild)
 
 
+def fit_term(fit: np.ndarray) -> np.ndarray:
+    """``(n, 7)``: what the fit log-odds ``fit`` add to each criterion's log-odds, ``FIT_WEIGHTS[criterion] · min(fit, FIT_CAP)``."""
+    return np.outer(np.minimum(fit, FIT_CAP), [FIT_WEIGHTS.get(name, 0.0) for name in TRUST_CRITERIA])
+
+
 _MEMO: list = []  # the last batch's outputs: the seven cross_* rewards scoring one batch share one forward
 _LOCK = threading.Lock()
 
@@ -257,8 +263,7 @@ def scores(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
             return _MEMO[0][2]
         from rewards.fit_encoder import fit_log_odds
 
-        fit = np.outer(np.minimum(fit_log_odds(contexts, replies), FIT_CAP), [FIT_WEIGHTS.get(name, 0.0) for name in TRUST_CRITERIA])
-        values = logistic(_batched_logits(load_model(), list(contexts), list(replies)) + fit)
+        values = logistic(_batched_logits(load_model(), list(contexts), list(replies)) + fit_term(fit_log_odds(contexts, replies)))
         _MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
         return values
 

@@ -180,8 +180,7 @@ def _teacher_pass(contexts: Sequence[Context], replies: Sequence[str], progress:
     model, encoder, parts = cross_encoder.load_model(), fit_encoder.load_model(), []
     for start in tqdm(range(0, len(replies), 256), desc="teacher", disable=not progress):
         cs, rs = list(contexts[start : start + 256]), list(replies[start : start + 256])
-        fit = float(encoder.scale) * np.asarray(fit_encoder.pmi(encoder, cs, rs, "corpus"))
-        parts.append(np.column_stack([cross_encoder._batched_logits(model, cs, rs), fit]))
+        parts.append(np.column_stack([cross_encoder._batched_logits(model, cs, rs), fit_encoder.encoder_log_odds(encoder, cs, rs)]))
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -210,11 +209,10 @@ def counterfactual_rows(
 
 def targets(teacher: np.ndarray) -> np.ndarray:
     """``(n, 8)``: the ``cross_<criterion>`` log-odds (capped, weighted fit added) and the fit log-odds, from teacher outputs."""
-    from rewards.cross_encoder import FIT_CAP, FIT_WEIGHTS
+    from rewards.cross_encoder import fit_term
 
     fit = teacher[:, 7] + teacher[:, 8]
-    weights = np.array([FIT_WEIGHTS.get(name, 0.0) for name in TRUST_CRITERIA])
-    return np.column_stack([teacher[:, :7] + np.outer(np.minimum(fit, FIT_CAP), weights), fit])
+    return np.column_stack([teacher[:, :7] + fit_term(fit), fit])
 
 
 def train(

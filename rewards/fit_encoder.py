@@ -54,6 +54,7 @@ __all__ = [
     "SCALE",
     "FitEncoder",
     "calibrate",
+    "encoder_log_odds",
     "fit_log_odds",
     "load_model",
     "pmi",
@@ -264,6 +265,11 @@ _MEMO: list = []  # the last batch's log-odds: the cross_* criteria scoring one 
 _LOCK = threading.Lock()
 
 
+def encoder_log_odds(model, contexts: Sequence[Context], replies: Sequence[str], reference: Reference = "corpus") -> np.ndarray:
+    """The encoder's part of the fit log-odds, ``scale · pmi`` (:func:`fit_log_odds` adds the static context fit)."""
+    return float(model.scale) * np.asarray(pmi(model, contexts, replies, reference))
+
+
 def fit_log_odds(contexts: Sequence[Context], replies: Sequence[str], reference: Reference = "corpus") -> np.ndarray:
     """``scale · pmi`` of the shipped encoder plus the static context fit's bounded log-odds, per reply (last batch memoised)."""
     from rewards.criteria.common import context_fit
@@ -275,7 +281,7 @@ def fit_log_odds(contexts: Sequence[Context], replies: Sequence[str], reference:
         if _MEMO and _MEMO[0][0] == key:
             return _MEMO[0][2]
         model = load_model()
-        values = float(model.scale) * pmi(model, contexts, replies, reference) + context_fit(contexts, replies, reference)
+        values = encoder_log_odds(model, contexts, replies, reference) + context_fit(contexts, replies, reference)
         _MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
         return values
 
