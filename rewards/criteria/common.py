@@ -36,6 +36,8 @@ __all__ = [
     "normalise",
     "sentences",
     "topic_similarity",
+    "unsupported_people",
+    "unsupported_specifics",
     "valence_clash",
 ]
 
@@ -144,6 +146,113 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
 def sentences(text: str) -> list[str]:
     """The sentences of ``text`` (split after ``.``, ``!`` or ``?``), blanks dropped."""
     return [part for part in _SENTENCE.split(text.strip()) if part.strip()]
+
+
+def _conversation(context: Context) -> str:
+    return " ".join([*(text for _, text in context.history), context.client_utterance, context.situation or ""])
+
+
+_TOKEN = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:/\d+)?")
+_CALENDAR = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april june july august september october "
+    "november december".split()
+)
+_COUNTS = frozenset("two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty hundred".split())
+_COMMON_CAPITALS = frozenset({"i", "i'm", "i'd", "i'll", "i've", "ok", "okay", "god", "tv", "mom", "dad", "mum"})
+
+
+def _word(token: str) -> str:
+    """A token as compared: lower case, a possessive ``'s`` dropped, cut to five letters (so "Tom's" ~ "Tom")."""
+    low = token.lower()
+    return (low[:-2] if low.endswith("'s") else low)[:5]
+
+
+def _specifics(text: str) -> list[str]:
+    """The reply's checkable specifics: names (capitalised words inside a sentence; acronyms such as "CBT" are not names),
+    counts up to two digits or in words, and capitalised days and months. Hotline numbers ("988", "741741", "24/7") are not
+    claims about the client, so longer numbers do not count."""
+    out = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for j, token in enumerate(_TOKEN.findall(sentence)):
+            low = token.lower()
+            capitalised = token[0].isupper() and not token.isupper()
+            named = j > 0 and capitalised and low not in _COMMON_CAPITALS and low not in _CALENDAR
+            if named or (token.isdigit() and len(token) <= 2) or low in _COUNTS or (capitalised and low in _CALENDAR):
+                out.append(_word(token))
+    return out
+
+
+def unsupported_specifics(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
+    """How many of a reply's names, counts, days and months appear nowhere in the conversation (prefix-matched), capped at 3:
+    "You said Patrick calls every night" after a history that names no Patrick invents a detail.
+
+    >>> ctx = Context("My sister Ann won't call me back.", history=(("client", "It has been two weeks."),))
+    >>> unsupported_specifics([ctx] * 4, [
+    ...     "Two weeks of silence from Ann's side hurts.",
+    ...     "Since Tom left in March, three calls went unanswered.",
+    ...     "If it gets too much, call 988 or text HOME to 741741, 24/7.",
+    ...     "Would CBT help? We could march through it slowly.",
+    ... ]).tolist()
+    [0.0, 3.0, 0.0, 0.0]
+    """
+    out = np.zeros(len(replies))
+    for i, (ctx, reply) in enumerate(zip(contexts, replies, strict=True)):
+        known = {_word(token) for token in _TOKEN.findall(_conversation(ctx))}
+        out[i] = min(3.0, sum(word not in known for word in _specifics(reply)))
+    return out
+
+
+_KIN = (
+    r"(?:mother|father|brother|sister|son|daughter)-in-laws?|in-laws?|step(?:father|mother|dad|mom|son|daughter)s?|"
+    r"grand(?:mother|father|ma|pa|parent|son|daughter|child)(?:s|ren)?|mother|mom|mum|mommy|mama|father|dad|daddy|papa|"
+    r"sisters?|brothers?|wife|wives|husbands?|spouses?|sons?|daughters?|bosses|boss|girlfriends?|boyfriends?|fianc[eé]e?s?|"
+    r"partners?|kids?|child|children|bab(?:y|ies)|parents?|aunts?|uncles?|cousins?|nephews?|nieces?|teachers?|coach(?:es)?|"
+    r"trainers?|lawyers?|roommates?|colleagues?|co-?workers?|managers?|friends?|neighbou?rs?|priests?|pastors?|lovers?"
+)
+#: A person named by role *as someone's*: "your wife", "his boss" ("a friend or a teacher you could talk to" names nobody).
+_PERSON = re.compile(
+    r"\b(?:your|his|her|their)\s+(?:(?:own|new|old|late|ex|ex-|little|big|older|younger|best|other)\s*)*(" + _KIN + r")\b", re.IGNORECASE
+)
+_MENTION = re.compile(r"\b(" + _KIN + r")\b", re.IGNORECASE)
+_KIND = {"mom": "mother", "mum": "mother", "mommy": "mother", "mama": "mother", "dad": "father", "daddy": "father",
+         "papa": "father", "wives": "wife", "kid": "child", "children": "child", "baby": "child", "babies": "child",
+         "grandma": "grandmother", "grandpa": "grandfather", "grandchildren": "grandchild", "bosses": "boss",
+         "coaches": "coach", "coworker": "colleague", "co-worker": "colleague", "stepmom": "stepmother",
+         "stepdad": "stepfather", "fiancee": "fiance", "spouse": "partner"}  # fmt: skip
+#: A broader kind is supported by any of its narrower ones ("your partner" after "my girlfriend").
+_COVERS = {"partner": {"wife", "husband", "girlfriend", "boyfriend", "fiance", "lover"}, "parent": {"mother", "father"},
+           "child": {"son", "daughter"}, "grandparent": {"grandmother", "grandfather"}}  # fmt: skip
+
+
+def _kind(word: str) -> str:
+    """One kind per role: lower case, accents and plurals folded ("Mums" → "mother"), any "-in-law" one kind."""
+    word = word.lower().replace("é", "e")
+    if "in-law" in word:
+        return "in-law"
+    if word in _KIND:
+        return _KIND[word]
+    if word.endswith("s") and word != "boss":
+        word = word[:-1]
+    return _KIND.get(word, word)
+
+
+def unsupported_people(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
+    """How many kinds of people a reply names as someone's ("your wife", "his boss") that the conversation never mentions in
+    any form, capped at 2: "your wife" after a conversation about a girlfriend misremembers it. A broader role is
+    supported by a narrower one ("your partner" after "my girlfriend"); a role named as no one's ("a friend or a teacher
+    you trust") is not counted.
+
+    >>> ctx = Context("My mum keeps reading my messages.", history=(("client", "My boyfriend thinks it's funny."),))
+    >>> unsupported_people([ctx] * 4, ["Your mother reads them, and your partner laughs?", "Does your wife know?",
+    ...     "What do your kids and your boss say?", "Is there a friend or a teacher you could talk to?"]).tolist()
+    [0.0, 1.0, 2.0, 0.0]
+    """
+    out = np.zeros(len(replies))
+    for i, (ctx, reply) in enumerate(zip(contexts, replies, strict=True)):
+        known = {_kind(m.group(1)) for m in _MENTION.finditer(_conversation(ctx))}
+        named = {_kind(m.group(1)) for m in _PERSON.finditer(reply)}
+        out[i] = min(2.0, sum(kind not in known and not (_COVERS.get(kind, set()) & known) for kind in named))
+    return out
 
 
 _FIT_MEMO: list = []  # [(key, contexts, values)] of the last batch: the criteria of one composite call share it

@@ -17,6 +17,8 @@ from rewards.criteria.common import (
     has,
     normalise,
     topic_similarity,
+    unsupported_people,
+    unsupported_specifics,
     valence_clash,
 )
 from rewards.criteria.learned import LearnedTerm
@@ -30,7 +32,6 @@ __all__ = [
     "features",
     "reliability",
     "self_contradiction",
-    "unsupported_specifics",
 ]
 
 RELIABILITY_EXEMPLARS = Exemplars(
@@ -133,58 +134,6 @@ def _repetition(replies: Sequence[str]) -> np.ndarray:
     return out
 
 
-_TOKEN = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:/\d+)?")
-_CALENDAR = frozenset(
-    "monday tuesday wednesday thursday friday saturday sunday january february march april june july august september october "
-    "november december".split()
-)
-_COUNTS = frozenset("two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty hundred".split())
-_COMMON_CAPITALS = frozenset({"i", "i'm", "i'd", "i'll", "i've", "ok", "okay", "god", "tv", "mom", "dad", "mum"})
-
-
-def _word(token: str) -> str:
-    """A token as compared: lower case, a possessive ``'s`` dropped, cut to five letters (so "Tom's" ~ "Tom")."""
-    low = token.lower()
-    return (low[:-2] if low.endswith("'s") else low)[:5]
-
-
-def _specifics(text: str) -> list[str]:
-    """The reply's checkable specifics: names (capitalised words inside a sentence; acronyms such as "CBT" are not names),
-    counts up to two digits or in words, and capitalised days and months. Hotline numbers ("988", "741741", "24/7") are not
-    claims about the client, so longer numbers do not count."""
-    out = []
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        for j, token in enumerate(_TOKEN.findall(sentence)):
-            low = token.lower()
-            capitalised = token[0].isupper() and not token.isupper()
-            named = j > 0 and capitalised and low not in _COMMON_CAPITALS and low not in _CALENDAR
-            if named or (token.isdigit() and len(token) <= 2) or low in _COUNTS or (capitalised and low in _CALENDAR):
-                out.append(_word(token))
-    return out
-
-
-def unsupported_specifics(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
-    """How many of a reply's names, counts, days and months appear nowhere in the conversation (prefix-matched), capped at 3:
-    "You said Patrick calls every night" after a history that names no Patrick invents a detail.
-
-    >>> from rewards.base import Context
-    >>> ctx = Context("My sister Ann won't call me back.", history=(("client", "It has been two weeks."),))
-    >>> unsupported_specifics([ctx] * 4, [
-    ...     "Two weeks of silence from Ann's side hurts.",
-    ...     "Since Tom left in March, three calls went unanswered.",
-    ...     "If it gets too much, call 988 or text HOME to 741741, 24/7.",
-    ...     "Would CBT help? We could march through it slowly.",
-    ... ]).tolist()
-    [0.0, 3.0, 0.0, 0.0]
-    """
-    out = np.zeros(len(replies))
-    for i, (ctx, reply) in enumerate(zip(contexts, replies, strict=True)):
-        said = " ".join([*(text for _, text in ctx.history), ctx.client_utterance, ctx.situation or ""])
-        known = {_word(token) for token in _TOKEN.findall(said)}
-        out[i] = min(3.0, sum(word not in known for word in _specifics(reply)))
-    return out
-
-
 def _overlap(contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
     """How many of the client's content words (prefix-matched, so "remarried" ~ "remarriage") the reply picks up, capped at 3."""
     out = np.zeros(len(replies))
@@ -205,6 +154,7 @@ WEIGHTS = {
     "wrong_valence": -2.0,
     "too_short": -1.5,
     "unsupported_specifics": -0.5,
+    "unsupported_people": -0.5,
     "fit": 3.0,
 }
 
@@ -222,6 +172,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
         "wrong_valence": valence_clash([c.client_emotion for c in contexts], replies),
         "too_short": np.array([len(r.split()) < 4 for r in replies], dtype=float),
         "unsupported_specifics": unsupported_specifics(contexts, replies),
+        "unsupported_people": unsupported_people(contexts, replies),
         "fit": context_fit(contexts, replies),
     }
 
@@ -230,7 +181,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("reliability", features, WEIGHTS)
 
 
-@register("reliability", version="5", score_range=(0.0, 1.0))
+@register("reliability", version="6", score_range=(0.0, 1.0))
 def reliability(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:
@@ -239,8 +190,8 @@ def reliability(
     Features: the reply's specificity to this conversation (``fit``, from :mod:`rewards.context_fit`, the
     largest weight), similarity to specific vs vague exemplars, semantic and lexical closeness to the
     client utterance (or situation), vague filler phrases, repeated words, self-contradiction, a reply
-    of the wrong valence for the client's emotion, very short replies, and names, numbers or dates the
-    conversation never mentioned (invented details).
+    of the wrong valence for the client's emotion, very short replies, and names, numbers, dates or people
+    (by role: "your wife") the conversation never mentioned (invented details).
 
     >>> from rewards.base import Context
     >>> ctx = Context("I'm nervous about my thesis defense next Tuesday.", gold_client_emotion="fear")

@@ -9,7 +9,19 @@ import numpy as np
 
 from rewards.base import Context
 from rewards.criteria import distilled
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, affirmed, context_fit, count, cues, has, normalise, valence_clash
+from rewards.criteria.common import (
+    CRITERIA_MODEL,
+    Exemplars,
+    affirmed,
+    context_fit,
+    count,
+    cues,
+    has,
+    normalise,
+    unsupported_people,
+    unsupported_specifics,
+    valence_clash,
+)
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -240,6 +252,8 @@ WEIGHTS = {
     "claims_credentials": -2.5,
     "states_limits": 1.0,
     "contradicts_client": -3.0,
+    "unsupported_specifics": -0.5,
+    "unsupported_people": -0.5,
     "wrong_valence": -2.5,
     "fit": 1.5,
 }
@@ -255,6 +269,8 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
         "claims_credentials": affirmed(_CREDENTIAL, replies),
         "states_limits": has(_LIMITS, replies),
         "contradicts_client": contradicts_client(contexts, replies),
+        "unsupported_specifics": unsupported_specifics(contexts, replies),
+        "unsupported_people": unsupported_people(contexts, replies),
         "wrong_valence": valence_clash([c.client_emotion for c in contexts], replies),
         "fit": context_fit(contexts, replies),
     }
@@ -264,15 +280,16 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("truthfulness", features, WEIGHTS)
 
 
-@register("truthfulness", version="5", score_range=(0.0, 1.0))
+@register("truthfulness", version="6", score_range=(0.0, 1.0))
 def truthfulness(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:
     """Truthfulness in [0, 1]: calibrated, honest claims that agree with what the client has said.
 
     Penalises guarantees and overclaiming ("I promise", "will definitely cure"), invented
-    statistics and credentials, and contradicting the client's stated facts (durations, counts,
-    who ended a relationship, how a job ended, a congratulation for bad news); rewards hedged
+    statistics and credentials, contradicting the client's stated facts (durations, counts,
+    who ended a relationship, how a job ended, a congratulation for bad news) and details the
+    conversation never gave (names, counts, dates, people by role); rewards hedged
     language and honesty about limits ("I can't diagnose", "I'm not a doctor").
 
     >>> from rewards.base import Context

@@ -34,6 +34,7 @@ _CONTEXT_SPLIT = {
     "holdout": ("test",),
     "holdout2": ("test",),
     "holdout3": ("test",),
+    "holdout4": ("test",),
 }
 
 
@@ -69,7 +70,7 @@ def test_all_seven_are_registered_on_import():
     from rewards.registry import _REGISTRY
 
     assert set(CRITERIA) <= set(_REGISTRY)
-    assert all(_REGISTRY[name].score_range == (0.0, 1.0) and _REGISTRY[name].version == "5" for name in CRITERIA)
+    assert all(_REGISTRY[name].score_range == (0.0, 1.0) and _REGISTRY[name].version == "6" for name in CRITERIA)
 
 
 @pytest.mark.parametrize("name", CRITERIA)
@@ -77,7 +78,7 @@ def test_pair_sets_are_length_balanced_well_formed_and_disjoint(name):
     """In every split the better reply is the shorter one in about half the pairs (length is no shortcut); MESC contexts
     of a split come from the matching MESC split; no reply pair appears in two splits."""
     seen: dict[tuple[str, str], str] = {}
-    for split, minimum in zip(SPLITS, (50, 40, 24, 40, 30, 20), strict=True):
+    for split, minimum in zip(SPLITS, (50, 40, 24, 40, 30, 20, 20), strict=True):
         records = _records(name, split)
         assert len(records) >= minimum, f"{name}/{split}: {len(records)} pairs"
         shorter = np.mean([len(r["better"].split()) < len(r["worse"].split()) for r in records])
@@ -88,6 +89,33 @@ def test_pair_sets_are_length_balanced_well_formed_and_disjoint(name):
                 assert record["mesc"].split(":")[0] in _CONTEXT_SPLIT[split], f"{name}/{split}: context {record['mesc']}"
             key = (record["better"], record["worse"])
             assert seen.setdefault(key, split) == split, f"{name}: a pair is in both {seen[key]} and {split}"
+
+
+def test_holdout4_uses_mesc_contexts_no_earlier_holdout_set_used():
+    """``holdout4`` was written over MESC test contexts that no earlier holdout set uses (``holdout3`` reused some of
+    ``holdout``'s, with new replies)."""
+    earlier = {record["mesc"] for split in ("holdout", "holdout2", "holdout3") for name in CRITERIA for record in _records(name, split)}
+    reused = {record["mesc"] for name in CRITERIA for record in _records(name, "holdout4")} & earlier
+    assert not reused, sorted(reused)
+
+
+_FEW_PEOPLE = [
+    ("My girlfriend left.", "Has your partner called?", 0.0),  # a broader role is supported by a narrower one
+    ("Mom and dad fight.", "Do your parents know?", 0.0),
+    ("My bosses are awful.", "What did your boss say?", 0.0),  # plurals and spellings fold
+    ("My fiancée left.", "Your fiancé left?", 0.0),
+    ("My brother-in-law yells.", "Your brother-in-law yells?", 0.0),
+    ("I feel stuck.", "Is there a friend or a lawyer you could ask?", 0.0),  # a role that is nobody's in particular
+    ("My wife left.", "Your husband left?", 1.0),
+    ("I feel stuck.", "Your late mother and your older brother?", 2.0),
+]
+
+
+@pytest.mark.parametrize("utterance, reply, expected", _FEW_PEOPLE)
+def test_unsupported_people_counts_only_someone_s_unmentioned_people(utterance, reply, expected):
+    from rewards.criteria.common import unsupported_people
+
+    assert unsupported_people([Context(utterance)], [reply]).tolist() == [expected]
 
 
 @pytest.fixture(scope="session")
@@ -168,7 +196,9 @@ def test_predicted_client_emotion_overrides_gold(criteria):
     assert criteria["empathy"]([predicted], [reply]).scores[0] > criteria["empathy"]([gold], [reply]).scores[0]
 
 
-@pytest.mark.parametrize("module", [f"rewards.criteria.{name}" for name in CRITERIA] + ["rewards.similarity", "rewards.embeddings"])
+@pytest.mark.parametrize(
+    "module", [f"rewards.criteria.{name}" for name in CRITERIA] + ["rewards.criteria.common", "rewards.similarity", "rewards.embeddings"]
+)
 def test_doctests(shared_encoder, module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 1 and result.failed == 0
@@ -246,6 +276,35 @@ def test_a_reply_without_words_scores_zero_not_a_failure(criterion):
     batch = reward([context] * 3, ["", "  ...  ", "That sounds lonely. What has the move been like for you?"])
     assert batch.scores[0] == 0.0 and batch.scores[1] == 0.0 and batch.scores[2] > 0.0
     assert not batch.failures
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        "truthfulness",
+        pytest.param(
+            "reliability",
+            marks=pytest.mark.xfail(
+                strict=True, reason="known gap (session 11): the distilled teacher rates both ~0.999 and the wife slightly higher"
+            ),
+        ),
+    ],
+)
+def test_a_misremembered_person_scores_below_the_one_the_client_named(criteria, criterion):
+    """The same reply with the person the client spoke of, and with one the conversation never mentions (``unsupported_people``)."""
+    context = Context(
+        "She still hasn't called me back, and it's been since Friday.",
+        history=(("client", "My girlfriend and I had a huge fight about moving in together."), ("therapist", "What happened after?")),
+        gold_client_emotion="sadness",
+    )
+    right, wrong = criteria[criterion](
+        [context] * 2,
+        [
+            "Your girlfriend hasn't called since Friday. What is the silence like?",
+            "Your wife hasn't called since Friday. What is the silence like?",
+        ],
+    ).scores
+    assert right > wrong, (criterion, right, wrong)
 
 
 def test_filler_does_not_lift_a_dismissal_above_a_sympathetic_reply(criteria):

@@ -97,7 +97,7 @@ def mesc_report(mesc_corpus):
 def test_templates_do_not_beat_the_real_counsellor_on_mesc(mesc_report):
     wins = mesc_report["template_win"][MEAN]
     print(f"template win of the seven-criteria mean on {mesc_report['contexts']} MESC test turns: {wins}")
-    assert wins["mean"] <= 0.2 and wins["worst"] <= 0.4, wins  # criteria v5 on all 245 turns: 0.10 / 0.27
+    assert wins["mean"] <= 0.2 and wins["worst"] <= 0.4, wins  # criteria v6 on all 245 turns: 0.10 / 0.27
 
 
 def test_replies_of_other_dialogues_do_not_beat_the_real_one_on_mesc(mesc_report):
