@@ -203,22 +203,24 @@ def unsupported_specifics(contexts: Sequence[Context], replies: Sequence[str]) -
 
 
 _KIN = (
-    r"(?:mother|father|brother|sister|son|daughter)-in-laws?|in-laws?|step(?:father|mother|dad|mom|son|daughter)s?|"
-    r"grand(?:mother|father|ma|pa|parent|son|daughter|child)(?:s|ren)?|mother|mom|mum|mommy|mama|father|dad|daddy|papa|"
+    r"(?:mother|father|brother|sister|son|daughter)s?-in-laws?|in-laws?|step(?:father|mother|dad|mom|son|daughter)s?|"
+    r"grand(?:mother|father|ma|pa|parent|son|daughter|child)(?:s|ren)?|mothers?|moms?|mums?|mommy|mama|fathers?|dads?|daddy|papa|"
     r"sisters?|brothers?|wife|wives|husbands?|spouses?|sons?|daughters?|bosses|boss|girlfriends?|boyfriends?|fianc[eé]e?s?|"
     r"partners?|kids?|child|children|bab(?:y|ies)|parents?|aunts?|uncles?|cousins?|nephews?|nieces?|teachers?|coach(?:es)?|"
     r"trainers?|lawyers?|roommates?|colleagues?|co-?workers?|managers?|friends?|neighbou?rs?|priests?|pastors?|lovers?"
 )
 #: A person named by role *as someone's*: "your wife", "his boss" ("a friend or a teacher you could talk to" names nobody).
 _PERSON = re.compile(
-    r"\b(?:your|his|her|their)\s+(?:(?:own|new|old|late|ex|ex-|little|big|older|younger|best|other)\s*)*(" + _KIN + r")\b", re.IGNORECASE
+    r"\b(?:your|his|her)\s+(?:(?:own|new|old|late|ex|ex-|little|big|baby|older|younger|best|other)\s*)*(" + _KIN + r")\b", re.IGNORECASE
 )
+#: Who a counsellor may ask about without inventing anyone ("have you talked to your parents or your friends?").
+_SUPPORT = frozenset({"friend", "parent"})
 _MENTION = re.compile(r"\b(" + _KIN + r")\b", re.IGNORECASE)
 _KIND = {"mom": "mother", "mum": "mother", "mommy": "mother", "mama": "mother", "dad": "father", "daddy": "father",
          "papa": "father", "wives": "wife", "kid": "child", "children": "child", "baby": "child", "babies": "child",
          "grandma": "grandmother", "grandpa": "grandfather", "grandchildren": "grandchild", "bosses": "boss",
          "coaches": "coach", "coworker": "colleague", "co-worker": "colleague", "stepmom": "stepmother",
-         "stepdad": "stepfather", "fiancee": "fiance", "spouse": "partner"}  # fmt: skip
+         "stepdad": "stepfather", "fiancee": "fiance", "spouse": "partner", "neighbour": "neighbor"}  # fmt: skip
 #: A broader kind is supported by any of its narrower ones ("your partner" after "my girlfriend").
 _COVERS = {"partner": {"wife", "husband", "girlfriend", "boyfriend", "fiance", "lover"}, "parent": {"mother", "father"},
            "child": {"son", "daughter"}, "grandparent": {"grandmother", "grandfather"}}  # fmt: skip
@@ -240,7 +242,7 @@ def unsupported_people(contexts: Sequence[Context], replies: Sequence[str]) -> n
     """How many kinds of people a reply names as someone's ("your wife", "his boss") that the conversation never mentions in
     any form, capped at 2: "your wife" after a conversation about a girlfriend misremembers it. A broader role is
     supported by a narrower one ("your partner" after "my girlfriend"); a role named as no one's ("a friend or a teacher
-    you trust") is not counted.
+    you trust") and the client's parents and friends, whom a counsellor may always ask about, are not counted.
 
     >>> ctx = Context("My mum keeps reading my messages.", history=(("client", "My boyfriend thinks it's funny."),))
     >>> unsupported_people([ctx] * 4, ["Your mother reads them, and your partner laughs?", "Does your wife know?",
@@ -250,7 +252,7 @@ def unsupported_people(contexts: Sequence[Context], replies: Sequence[str]) -> n
     out = np.zeros(len(replies))
     for i, (ctx, reply) in enumerate(zip(contexts, replies, strict=True)):
         known = {_kind(m.group(1)) for m in _MENTION.finditer(_conversation(ctx))}
-        named = {_kind(m.group(1)) for m in _PERSON.finditer(reply)}
+        named = {_kind(m.group(1)) for m in _PERSON.finditer(reply)} - _SUPPORT
         out[i] = min(2.0, sum(kind not in known and not (_COVERS.get(kind, set()) & known) for kind in named))
     return out
 

@@ -134,7 +134,7 @@ def test_a_reply_whose_scores_ignore_demographics_has_no_gap():
 
 def test_a_gender_swap_barely_moves_the_criteria_on_mesc_dialogues(mesc_dir):
     """Over 120 MESC val turns, swapping every gendered word of the dialogue (and of the reply) moves the seven criteria's
-    scores of a generic reply by 0.0064 on average and those of the real reply by 0.0096 (criteria v5). Criteria v4, before
+    scores of a generic reply by 0.0064 on average and those of the real reply by 0.0096 (criteria v5; v6 stays within the same bounds). Criteria v4, before
     the distillation's counterfactual rows, fail both bounds: 0.0147 and 0.0123."""
     from mmrl.data import load_corpus
     from mmrl.labels import TRUST_CRITERIA

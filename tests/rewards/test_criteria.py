@@ -1,10 +1,11 @@
 """The seven offline criteria and reference similarity: pairwise accuracy on labelled pairs, length balance of the pair
 sets, context awareness, doctests, failure behaviour, ranges, and the shared encoder's memo.
 
-The pairs in ``rewards/criteria/pairs/`` come in three splits: ``train`` (the probes are fitted on them), ``dev``
-(choices were made on them) and ``test`` (written over MESC test contexts by writers who saw neither the scorers nor
-the other pairs; nothing was tuned on them). Pairs over MESC contexts refer to them by ``split:dialogue:turn``, so
-their accuracy tests need MESC and are skipped without it.
+The pairs in ``rewards/criteria/pairs/`` come in the splits of ``rewards.criteria.learned.SPLITS``: ``train`` (the
+probes are fitted on them), ``dev`` (choices were made on them), ``test`` and four ``holdout`` sets (written over MESC
+test contexts by writers who saw neither the scorers nor the other pairs; see ``pairs_path`` for how each was used).
+Pairs over MESC contexts refer to them by ``split:dialogue:turn``, so their accuracy tests need MESC and are skipped
+without it.
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ _FEW_PEOPLE = [
     ("My fiancée left.", "Your fiancé left?", 0.0),
     ("My brother-in-law yells.", "Your brother-in-law yells?", 0.0),
     ("I feel stuck.", "Is there a friend or a lawyer you could ask?", 0.0),  # a role that is nobody's in particular
+    ("Exams stress me out.", "Have you talked to your parents or your friends?", 0.0),  # whom a counsellor may always ask about
+    ("My brother is sad.", "Your baby brother?", 0.0),
     ("My wife left.", "Your husband left?", 1.0),
     ("I feel stuck.", "Your late mother and your older brother?", 2.0),
 ]
