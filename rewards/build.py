@@ -3,8 +3,9 @@
 ``mmrl rewards build --data MESC_DIR`` runs :func:`build_context_fit` and writes
 ``rewards/models/context_fit.safetensors`` (a few minutes on 2 cores). Steps:
 
-1. IDF of each hashed word bucket over MESC train turns, the chance that a word slot holds it, and per
-   segment the mean static embedding of train contexts (the reference corpus of the specificity term).
+1. IDF of each hashed word bucket over MESC train turns, the chance that a word slot holds it, the SIF weight
+   ``SIF / (SIF + p(token))`` of each token of the static embeddings (``p``: its frequency in train turns), and per
+   segment the mean SIF embedding of train contexts (the reference corpus of the specificity term).
 2. The six feature weights and a gain per word bucket (``word_weights = idf · gain``) minimise an
    InfoNCE loss on the specificity ``s(c, r) − E_c' s(c', r)``: for each train target turn the real
    reply against the replies of the batch's other dialogues, two generic replies and the real reply
@@ -27,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from mmrl.data.schema import Dialogue
+from mmrl.errors import ConfigError
 from rewards.base import Context
-from rewards.context_fit import BUCKETS, FEATURES, SEGMENTS, ContextFit, segments, word_buckets
-from rewards.criteria.common import CRITERIA_MODEL, embed
+from rewards.context_fit import BUCKETS, FEATURES, SEGMENTS, ContextFit, segments, sif_embed, word_buckets
+from rewards.criteria.common import CRITERIA_MODEL
 from rewards.criteria.learned import TRAINING_GENERICS
+from rewards.embeddings import encoder
 from rewards.probe import FILLERS, other_replies, probe_contexts
 
 __all__ = ["build", "build_context_fit", "build_cross_encoder", "build_fit_encoder", "build_probes", "calibrate_on_mesc", "recall_at_1"]
@@ -40,6 +43,8 @@ EPOCHS = 8
 BATCH = 256
 LR = 0.02
 L2 = 1e-4
+#: The ``a`` of the SIF token weights ``a / (a + p(token))`` (Arora et al., 2017's usual value; not tuned).
+SIF = 1e-3
 
 
 def _bags(texts: Sequence[str]):
@@ -53,16 +58,25 @@ def _bags(texts: Sequence[str]):
     return sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(texts), BUCKETS))
 
 
-def _statistics(train: Sequence[Dialogue], contexts: Sequence[Context], model: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IDF per bucket over train turns, the chance a word slot holds each bucket (``df / Σ bag sizes``), and per segment
-    the mean embedding over train contexts."""
-    turns = _bags([t.text for d in train for t in d.turns])
+def _statistics(
+    train: Sequence[Dialogue], contexts: Sequence[Context], model: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """IDF per bucket over train turns, the chance a word slot holds each bucket (``df / Σ bag sizes``), the SIF weight of
+    each static token, and per segment the mean SIF embedding over train contexts."""
+    texts = [t.text for d in train for t in d.turns]
+    turns = _bags(texts)
     df = np.asarray(turns.sum(axis=0)).ravel()
     idf = np.log((turns.shape[0] + 1) / (df + 1))
     occurrence = (df + 0.5) / (turns.sum() + 0.5 * BUCKETS)
+    static = encoder(model).static
+    if static is None:
+        raise ConfigError(f"context_fit is built on a static embedding model ('static'), got {model!r}")
+    ids = static.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    counts = np.bincount([token for row in ids for token in row], minlength=static.vectors.shape[0])
+    token_weights = (SIF / (SIF + counts / counts.sum())).astype(np.float32)
     parts = list(zip(*(segments(c) for c in contexts)))
-    mean_vectors = np.stack([embed(list(texts), model).mean(axis=0) for texts in parts])
-    return idf, occurrence, mean_vectors
+    mean_vectors = np.stack([sif_embed(texts, token_weights, model).mean(axis=0) for texts in parts])
+    return idf, occurrence, token_weights, mean_vectors
 
 
 def recall_at_1(model: ContextFit, contexts: Sequence[Context], rng: random.Random, n_candidates: int = 10) -> float:
@@ -77,15 +91,15 @@ def recall_at_1(model: ContextFit, contexts: Sequence[Context], rng: random.Rand
 class _Batch:
     """Dense tensors of one batch: context segment bags and vectors, candidate reply bags and vectors."""
 
-    def __init__(self, contexts: Sequence[Context], replies: Sequence[str], model: str | None) -> None:
+    def __init__(self, contexts: Sequence[Context], replies: Sequence[str], token_weights: np.ndarray, model: str | None) -> None:
         import torch
 
         parts = list(zip(*(segments(c) for c in contexts)))
         self.context_bags = [torch.from_numpy(_bags(texts).toarray()) for texts in parts]
-        self.context_vectors = [torch.from_numpy(embed(list(texts), model)) for texts in parts]
+        self.context_vectors = [torch.from_numpy(sif_embed(texts, token_weights, model)) for texts in parts]
         self.reply_bags = torch.from_numpy(_bags(replies).toarray())
         self.sizes = [self.context_bags[k].sum(dim=1) for k in range(len(SEGMENTS))]  # distinct words per context segment
-        self.reply_vectors = torch.from_numpy(embed(list(replies), model))
+        self.reply_vectors = torch.from_numpy(sif_embed(replies, token_weights, model))
 
 
 def _logits(batch: _Batch, idf, occurrence, mean_vectors, log_gain, weights):
@@ -117,7 +131,7 @@ def build_context_fit(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     contexts = probe_contexts(train, min_words=1)  # every target turn with a non-empty real reply
-    idf_np, occurrence_np, mean_vectors_np = _statistics(train, contexts, model)
+    idf_np, occurrence_np, token_weights, mean_vectors_np = _statistics(train, contexts, model)
     idf, occurrence = torch.tensor(idf_np, dtype=torch.float32), torch.tensor(occurrence_np, dtype=torch.float32)
     mean_vectors = torch.tensor(mean_vectors_np, dtype=torch.float32)
     log_gain = torch.zeros(BUCKETS, requires_grad=True)
@@ -129,7 +143,16 @@ def build_context_fit(
     def fitted() -> ContextFit:
         word_weights = (idf * torch.exp(log_gain)).detach().numpy().astype(np.float64)
         return ContextFit(
-            idf_np, word_weights, occurrence_np, mean_vectors_np, weights.detach().numpy().astype(np.float64), POWER, 1.0, 0.0, model
+            idf_np,
+            word_weights,
+            occurrence_np,
+            token_weights,
+            mean_vectors_np,
+            weights.detach().numpy().astype(np.float64),
+            POWER,
+            1.0,
+            0.0,
+            model,
         )
 
     report: dict = {"train_contexts": len(contexts), "val_contexts": len(val_contexts), "val_recall_by_epoch": []}
@@ -141,7 +164,7 @@ def build_context_fit(
             rows = [contexts[i] for i in index]
             real = [c.reference or "" for c in rows]
             extra = [*rng.sample(TRAINING_GENERICS, 2), *(f"{r} {rng.choice(FILLERS)}" for r in real)]
-            batch = _Batch(rows, real + extra, model)
+            batch = _Batch(rows, real + extra, token_weights, model)
             logits = _logits(batch, idf, occurrence, mean_vectors, log_gain, weights)
             n = len(rows)
             mask = torch.zeros_like(logits, dtype=torch.bool)

@@ -288,7 +288,7 @@ def _criterion_reward(name: str):
         f"{name.replace('_', ' ').capitalize()} in (0, 1) read by the fine-tuned cross-encoder (opt-in; MiniLM forwards per reply)."
     )
     reward.state_digest = _state_digest
-    return register(f"cross_{name}", version="4", score_range=(0.0, 1.0))(reward)
+    return register(f"cross_{name}", version="5", score_range=(0.0, 1.0))(reward)
 
 
 CROSS_REWARDS = {name: _criterion_reward(name) for name in TRUST_CRITERIA}

@@ -11,14 +11,14 @@
    (:func:`rewards.criteria.learned.augment`). :func:`counterfactual_rows` adds every turn row again under
    each demographic swap that changes its context, with the original's targets.
 2. :func:`teacher_outputs`: the teacher's calibrated cross-encoder outputs and its two fit terms per row
-   (about 25 minutes on 2 CPU cores for ~40,000 rows); the transformers' outputs are cached per row under
+   (about 50 minutes on 2 quiet CPU cores for ~42,000 rows); the transformers' outputs are cached per row under
    ``$MMRL_CACHE/distil/`` in a file named by the teacher's digest, so added rows cost only their own pass; the
    targets are the ``cross_<criterion>`` log-odds and the fit log-odds.
 3. :func:`train`: each of :data:`MEMBERS` networks (seeds apart) regresses the targets from
    :func:`rewards.criteria.distilled.inputs` (mean squared error) while a pairwise loss
    ``softplus(s(worse) − s(better))`` on each written pair's criterion and a listwise loss (the KL
    divergence of its softmax over one turn's rows from the teacher's, on fit and reliability) keep the
-   orderings the teacher gets right; a few minutes. Width, epochs and loss weights were chosen on MESC val
+   orderings the teacher gets right; about 20 minutes with the inputs. Width, epochs and loss weights were chosen on MESC val
    and the dev pairs, where one network's figures moved by a few points from seed to seed: the members'
    mean steadies them.
 """

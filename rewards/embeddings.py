@@ -188,21 +188,62 @@ class OnnxRuntimeEncoder:
 class StaticEncoder:
     """Static token embeddings: a text's embedding is the normalised mean of its tokens' vectors (no special tokens)."""
 
+    #: Texts embedded per step: bounds the (tokens × dim) arrays of long texts.
+    CHUNK = 256
+    #: Weighted embeddings kept (an entry is 1.5 KB).
+    MEMO = 16_384
+
     def __init__(self, tokenizer, vectors: np.ndarray, *, max_tokens: int) -> None:
         self.tokenizer, self.vectors, self.max_tokens = tokenizer, np.ascontiguousarray(vectors, dtype=np.float32), max_tokens
         self.dim = int(vectors.shape[1])
+        self._lock = threading.Lock()  # the fast tokenizer is not safe to share, and it keeps the last truncation setting
+        self._weighted: OrderedDict[tuple[str, int, bytes], np.ndarray] = OrderedDict()
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
+    def __call__(self, texts: list[str], token_weights: np.ndarray | None = None, max_tokens: int | None = None) -> np.ndarray:
+        """Unit embeddings of ``texts`` (their first ``max_tokens`` tokens, by default the model's); with ``token_weights``
+        (one per vocabulary entry) a weighted sum of the token vectors, memoised per text (a batch's contexts recur from call
+        to call). Repeated texts are embedded once."""
+        limit = max_tokens or self.max_tokens
+        if token_weights is None:
+            return self._embed(list(texts), None, limit)
+        tag = (limit, hashlib.blake2b(token_weights.tobytes(), digest_size=8).digest())
+        with self._lock:
+            known = {t: self._weighted[(t, *tag)] for t in set(texts) if (t, *tag) in self._weighted}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            fresh = self._embed(missing, token_weights, limit)
+            known.update(zip(missing, fresh))
+            with self._lock:
+                for text, vector in zip(missing, fresh):
+                    self._weighted[(text, *tag)] = vector
+                while len(self._weighted) > self.MEMO:
+                    self._weighted.popitem(last=False)
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def _embed(self, texts: list[str], token_weights: np.ndarray | None, limit: int) -> np.ndarray:
+        distinct = list(dict.fromkeys(texts))
+        rows = np.zeros((len(distinct), self.dim), dtype=np.float32)
+        for start in range(0, len(distinct), self.CHUNK):
+            rows[start : start + self.CHUNK] = self._sums(distinct[start : start + self.CHUNK], token_weights, limit)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        rows /= np.where(norms > 0, norms, 1.0)
+        where = {text: i for i, text in enumerate(distinct)}
+        return rows[[where[text] for text in texts]] if texts else rows
+
+    def _sums(self, texts: list[str], token_weights: np.ndarray | None, max_tokens: int) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        ids = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.max_tokens)["input_ids"]
+        with self._lock:
+            ids = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_tokens, verbose=False)["input_ids"]
         lengths = np.array([len(row) for row in ids])
         rows = np.flatnonzero(lengths)
         if rows.size:
             flat = np.fromiter((token for row in ids for token in row), dtype=np.int64, count=int(lengths.sum()))
             starts = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
-            out[rows] = np.add.reduceat(self.vectors[flat], starts, axis=0)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms > 0, norms, 1.0)
+            vectors = self.vectors[flat]
+            if token_weights is not None:
+                vectors *= token_weights[flat, None]
+            out[rows] = np.add.reduceat(vectors, starts, axis=0)
+        return out
 
 
 def _distil(model: SentenceTransformer, batch_size: int = 2048) -> np.ndarray:

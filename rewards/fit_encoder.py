@@ -14,8 +14,8 @@ embedding of MESC train contexts (``reference="corpus"``) or of the batch's othe
 (``"batch"``); ``scale`` comes from a logistic regression of real against other-dialogue replies on MESC
 train. ``cross_context_fit = logistic(scale · pmi + static)``, with ``static`` the bounded log-odds of
 :mod:`rewards.context_fit` (same reference): the two read different things (meaning; shared rare words)
-and their sum ranks the real reply first more often on MESC val than either alone (0.576 of 250
-contexts against 0.548 and 0.536). A reply that fits any conversation scores about 0.5.
+and their sum ranked the real reply first more often on MESC val than either alone (0.576 of 250
+contexts against 0.548 and 0.536, with ``context_fit`` v1). A reply that fits any conversation scores about 0.5.
 
 The adapters, ``μ`` and ``scale`` (~2.7 MB, no MESC text) ship in ``rewards/models/fit_encoder.safetensors``,
 built by ``mmrl rewards build --data MESC_DIR --fit-encoder`` (3 epochs, about 30 minutes on 2 CPU cores). It costs
@@ -286,7 +286,7 @@ def fit_log_odds(contexts: Sequence[Context], replies: Sequence[str], reference:
         return values
 
 
-@register("cross_context_fit", version="1", score_range=(0.0, 1.0))
+@register("cross_context_fit", version="2", score_range=(0.0, 1.0))
 def cross_context_fit(contexts: Sequence[Context], replies: Sequence[str], *, reference: Reference = "corpus") -> list[float]:
     """Context fit in (0, 1): the MiniLM bi-encoder fine-tuned on MESC dialogues plus the static context fit (opt-in).
 

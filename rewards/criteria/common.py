@@ -25,6 +25,7 @@ __all__ = [
     "affirmed",
     "calibrated",
     "context_fit",
+    "conversation",
     "count",
     "cues",
     "embed",
@@ -148,7 +149,8 @@ def sentences(text: str) -> list[str]:
     return [part for part in _SENTENCE.split(text.strip()) if part.strip()]
 
 
-def _conversation(context: Context) -> str:
+def conversation(context: Context) -> str:
+    """The whole conversation as one string: the history (both speakers), the client's utterance and the situation."""
     return " ".join([*(text for _, text in context.history), context.client_utterance, context.situation or ""])
 
 
@@ -197,9 +199,15 @@ def unsupported_specifics(contexts: Sequence[Context], replies: Sequence[str]) -
     """
     out = np.zeros(len(replies))
     for i, (ctx, reply) in enumerate(zip(contexts, replies, strict=True)):
-        known = {_word(token) for token in _TOKEN.findall(_conversation(ctx))}
+        known = _known_words(conversation(ctx))
         out[i] = min(3.0, sum(word not in known for word in _specifics(reply)))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _known_words(conversation: str) -> frozenset[str]:
+    """The conversation's words as :func:`unsupported_specifics` compares them (a GRPO batch scores several replies per context)."""
+    return frozenset(_word(token) for token in _TOKEN.findall(conversation))
 
 
 _KIN = (
@@ -251,10 +259,16 @@ def unsupported_people(contexts: Sequence[Context], replies: Sequence[str]) -> n
     """
     out = np.zeros(len(replies))
     for i, (ctx, reply) in enumerate(zip(contexts, replies, strict=True)):
-        known = {_kind(m.group(1)) for m in _MENTION.finditer(_conversation(ctx))}
+        known = _known_kinds(conversation(ctx))
         named = {_kind(m.group(1)) for m in _PERSON.finditer(reply)} - _SUPPORT
         out[i] = min(2.0, sum(kind not in known and not (_COVERS.get(kind, set()) & known) for kind in named))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _known_kinds(conversation: str) -> frozenset[str]:
+    """The kinds of people the conversation mentions, as :func:`unsupported_people` compares them."""
+    return frozenset(_kind(m.group(1)) for m in _MENTION.finditer(conversation))
 
 
 _FIT_MEMO: list = []  # [(key, contexts, values)] of the last batch: the criteria of one composite call share it

@@ -1,13 +1,13 @@
 """The learned term of each criterion: a linear probe on sentence embeddings, fitted on labelled reply pairs.
 
-The pairs in ``rewards/criteria/pairs/{train,dev,test,holdout,holdout2,holdout3,holdout4}/<criterion>.jsonl`` each say which of two
+The pairs in ``rewards/criteria/pairs/{train,dev,test,holdout,...,holdout5}/<criterion>.jsonl`` each say which of two
 replies to one client context is better on one criterion; a context is written inline or refers to
 a MESC target turn (``"mesc": "train:332:4"``; MESC itself is never copied). In every split the
 better reply is the shorter one in about half of the pairs, so length is no shortcut. ``train`` pairs
 plus their adversarial augmentation (:func:`augment`: filler, off-topic sentences, generic replies)
 fit the probes; ``dev`` pairs were used for choices; ``test`` and the ``holdout`` sets were written over MESC test
 contexts by writers who saw neither the scorers nor the other pairs; since session 11 ``holdout`` to ``holdout3``,
-each read before, are used for choices beside ``dev`` and ``holdout4`` alone only reports (see :func:`pairs_path`).
+each read before, are used for choices beside ``dev``; ``holdout4`` and ``holdout5`` only report (see :func:`pairs_path`).
 
 For a criterion with hand-weighted log-odds ``z`` (:func:`~rewards.criteria.common.calibrated`), the
 probe ``w`` maximises the pairwise likelihood ``P(better > worse) = logistic(Δz + w · Δφ)`` with an L2
@@ -78,19 +78,21 @@ Features = Callable[[Sequence[Context], Sequence[str], "str | None"], Mapping[st
 Pair = tuple[Context, str, str]
 
 
-SPLITS = ("train", "dev", "test", "holdout", "holdout2", "holdout3", "holdout4")
+SPLITS = ("train", "dev", "test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5")
 
 
 def pairs_path(criterion: str, split: str = "train") -> Path:
     """The shipped labelled pairs of ``criterion``: ``train`` (fitting), ``dev`` and, since session 11, ``holdout`` to
-    ``holdout3`` (selection), ``test`` and ``holdout4`` (reporting only).
+    ``holdout3`` (selection), ``test``, ``holdout4`` and ``holdout5`` (reporting only).
 
     ``test`` was read while the criteria were being built; ``holdout`` (session 7, over MESC test contexts no other pair
     uses) once per reported configuration; ``holdout2`` (session 9, 30 pairs per criterion over the MESC test contexts
     then unused, written with on-topic but wrong worse replies in mind) for the final figures of session 9 and then, in
     session 10, its failures were read; ``holdout3`` (session 10, 20 pairs per criterion over MESC test contexts, new
     replies by new writers) for the final figures of session 10; ``holdout4`` (session 11, 20 pairs per criterion over
-    MESC test contexts no earlier holdout uses, new writers) for the final figures of session 11 only.
+    MESC test contexts no earlier holdout uses, new writers) for the final figures of session 11 and reported beside
+    ``holdout5`` since; ``holdout5`` (session 12, 20 pairs per criterion over MESC test contexts no other pair uses, two new
+    writers, labels checked blind by a third helper) once, for the final figures of session 12.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

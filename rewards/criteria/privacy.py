@@ -9,7 +9,7 @@ import numpy as np
 
 from rewards.base import Context
 from rewards.criteria import distilled
-from rewards.criteria.common import CRITERIA_MODEL, Exemplars, cues, has, normalise
+from rewards.criteria.common import CRITERIA_MODEL, Exemplars, conversation, cues, has, normalise
 from rewards.criteria.learned import LearnedTerm
 from rewards.registry import register
 
@@ -134,7 +134,7 @@ def _names_someone_new(contexts: Sequence[Context], replies: Sequence[str]) -> n
     """1.0 where a reply names someone ("First Last") whose last name the conversation never mentioned."""
     out = np.zeros(len(replies))
     for i, (ctx, reply) in enumerate(zip(contexts, replies)):
-        said = " ".join([ctx.client_utterance, ctx.situation or "", *(text for _, text in ctx.history)])
+        said = conversation(ctx)
         out[i] = float(any(last not in said for last in _FULL_NAME.findall(reply)))
     return out
 
@@ -171,7 +171,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("privacy", features, WEIGHTS)
 
 
-@register("privacy", version="6", score_range=(0.0, 1.0))
+@register("privacy", version="7", score_range=(0.0, 1.0))
 def privacy(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:

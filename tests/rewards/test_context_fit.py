@@ -34,7 +34,7 @@ _FITTING = [
 def test_doctest_and_registration():
     assert doctest.testmod(module).failed == 0
     reward = get_reward("context_fit")
-    assert reward.score_range == (0.0, 1.0) and reward.version == "1"
+    assert reward.score_range == (0.0, 1.0) and reward.version == "2"
 
 
 def test_batch_specificity_equals_the_mean_over_the_other_contexts():
@@ -71,6 +71,26 @@ def test_appending_filler_does_not_raise_a_fitting_reply():
     assert np.all(reward(_CONTEXTS, padded).scores < reward(_CONTEXTS, _FITTING).scores)
 
 
+def test_sif_embeddings_weight_tokens_and_read_a_whole_long_history():
+    """Uniform token weights give the plain static embedding; a zero weight removes a token; a long history segment is
+    embedded whole (its latest words count), not cut at the model's 128 tokens; a wrong-sized weight table is a ConfigError."""
+    from rewards.context_fit import sif_embed
+    from rewards.embeddings import encoder
+
+    static = encoder("static")
+    size = static.static.vectors.shape[0]
+    text = "My sister still won't speak to me."
+    assert np.allclose(sif_embed([text], np.ones(size, np.float32)), static.encode([text]), atol=1e-6)
+    weights = load_model().token_weights
+    dropped = weights.copy()
+    dropped[static.static.tokenizer("sister", add_special_tokens=False)["input_ids"]] = 0.0
+    assert np.allclose(sif_embed(["my sister"], dropped), sif_embed(["my"], dropped), atol=1e-6)
+    long = " ".join(["the weather was fine"] * 60)
+    assert not np.allclose(sif_embed([f"{long} my sister"], weights), sif_embed([f"{long} my brother"], weights), atol=1e-4)
+    with pytest.raises(ConfigError, match="token weights"):
+        sif_embed([text], np.ones(3, np.float32))
+
+
 def test_bad_reference_option_and_damaged_artefact_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="reference must be"):
         get_reward("context_fit", reference="nearby")(_CONTEXTS[:1], ["hi"])
@@ -79,6 +99,18 @@ def test_bad_reference_option_and_damaged_artefact_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="mmrl rewards build --data"):
         load_model(damaged)
     assert len(FEATURES) == load_model().weights.shape[0]
+    from safetensors.numpy import save_file
+
+    old = tmp_path / "context_fit_v1.safetensors"  # an artefact from before the SIF token weights
+    arrays = {k: v for k, v in load_model().arrays().items() if k != "token_weights"}
+    save_file(arrays, str(old), metadata={"model": "static", "features": ",".join(FEATURES)})
+    with pytest.raises(ConfigError, match="no SIF token weights.*mmrl rewards build --data"):
+        load_model(old)
+
+
+def test_an_empty_batch_scores_nothing():
+    assert get_reward("context_fit")([], []).scores.shape == (0,)
+    assert load_model().pmi([], [], reference="batch").shape == (0,)
 
 
 def test_real_reply_beats_other_dialogues_on_mesc(mesc_corpus):
