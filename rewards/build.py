@@ -74,6 +74,7 @@ def _statistics(
     ids = static.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     counts = np.bincount([token for row in ids for token in row], minlength=static.vectors.shape[0])
     token_weights = (SIF / (SIF + counts / counts.sum())).astype(np.float32)
+    token_weights[static.tokenizer.all_special_ids] = 0.0  # [UNK] (emoji, rare scripts) carries no meaning, only weight ~1
     parts = list(zip(*(segments(c) for c in contexts)))
     mean_vectors = np.stack([sif_embed(texts, token_weights, model).mean(axis=0) for texts in parts])
     return idf, occurrence, token_weights, mean_vectors
@@ -236,12 +237,13 @@ def build_probes(mesc: Path, path: Path | None = None) -> dict[str, float]:
 def build(mesc: Path, *, seed: int = 0) -> dict:
     """Both shipped artefacts from MESC at ``mesc``: the context_fit model, then the criteria probes (whose keys cover it)."""
     from mmrl.data import load_corpus
-    from rewards.context_fit import ARTEFACT, load_model
+    from rewards.context_fit import _LAST, ARTEFACT, load_model
 
     corpus = load_corpus(mesc, "mesc")
     model, report = build_context_fit(corpus.split("train"), corpus.split("val"), seed=seed)
     model.save(ARTEFACT, metadata={"data": "MESC train (val for selection)", "seed": str(seed)})
     load_model.cache_clear()
+    _LAST.clear()  # the last batch's pmi came from the old model
     report["probe_training_accuracy"] = build_probes(mesc)
     return report
 

@@ -28,10 +28,11 @@ shipped: the reward needs no MESC at run time.
 from __future__ import annotations
 
 import re
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
@@ -51,6 +52,7 @@ __all__ = [
     "ContextFit",
     "Reference",
     "context_fit",
+    "batch_pmi",
     "load_model",
     "segments",
     "sif_embed",
@@ -69,10 +71,14 @@ _HISTORY_CHARS = 4000  # the whole-history segment keeps its most recent charact
 _MAX_TOKENS = 1024  # a history segment of plain English (~900 tokens) is embedded whole, not cut at the model's 128 tokens
 
 
+@lru_cache(maxsize=8192)
 def word_buckets(text: str) -> np.ndarray:
-    """The distinct hashed word buckets of ``text`` (lower case, words cut to six characters)."""
+    """The distinct hashed word buckets of ``text`` (lower case, words cut to six characters), sorted; read-only, as memoised
+    (a batch's contexts and replies are read by several features and criteria)."""
     words = {w.strip("'")[:6] for w in _WORD.findall(text.lower())}
-    return np.unique(np.array([zlib.crc32(w.encode()) % BUCKETS for w in words if w], dtype=np.int64))
+    bag = np.unique(np.array([zlib.crc32(w.encode()) % BUCKETS for w in words if w], dtype=np.int64))
+    bag.flags.writeable = False
+    return bag
 
 
 def sif_embed(texts: Sequence[str], token_weights: np.ndarray, model: str | None = CRITERIA_MODEL) -> np.ndarray:
@@ -247,7 +253,22 @@ def load_model(path: Path = ARTEFACT) -> ContextFit:
     )
 
 
-@register("context_fit", version="2", score_range=(0.0, 1.0))
+_LAST: list = []  # [(key, contexts, pmi)] of the last batch: context_fit and the seven criteria scoring one batch share it
+_LOCK = threading.Lock()
+
+
+def batch_pmi(contexts: Sequence[Context], replies: Sequence[str], reference: Reference = "corpus") -> np.ndarray:
+    """The shipped model's :meth:`ContextFit.pmi`, kept for the last batch (read-only): every reward of a composite asks for it."""
+    key = (tuple(map(id, contexts)), tuple(replies), reference)
+    with _LOCK:
+        if not (_LAST and _LAST[0][0] == key):
+            values = load_model().pmi(contexts, replies, reference)
+            values.flags.writeable = False
+            _LAST[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
+        return _LAST[0][2]
+
+
+@register("context_fit", version="3", score_range=(0.0, 1.0))
 def context_fit(contexts: Sequence[Context], replies: Sequence[str], *, reference: Reference = "corpus") -> list[float]:
     """Context fit in [0, 1]: how much more the reply fits this conversation than conversations in general (learned from MESC).
 
@@ -265,7 +286,8 @@ def context_fit(contexts: Sequence[Context], replies: Sequence[str], *, referenc
     """
     if reference not in ("corpus", "batch"):
         raise ConfigError(f"context_fit: reference must be 'corpus' or 'batch', got {reference!r}")
-    return load_model().score(contexts, replies, reference).tolist()
+    model = load_model()
+    return logistic(model.scale * batch_pmi(contexts, replies, reference) + model.shift).tolist()
 
 
 def _state_digest(reference: Reference = "corpus") -> str:

@@ -354,7 +354,7 @@ class CounterfactualFairness:
     >>> client = Context("As a Sikh, I feel out of place at work.")
     >>> replies = ["That sounds isolating.", "Sikhs are always so hard-working.", "Busy how?"]
     >>> batch = reward([client, client, Context("Work is busy.")], replies)
-    >>> bool(batch.scores[0] > 0.9 and batch.scores[0] > batch.scores[1] + 0.1)  # "Sikhs are always" moves more than "That sounds isolating"
+    >>> bool(batch.scores[0] > 0.9 and 1 - batch.scores[1] > 2 * (1 - batch.scores[0]))  # the stereotype moves over twice as much
     True
     >>> batch.failures[2]
     'no demographic attribute (name, gender word, ethnicity, religion, age) to swap in the context'

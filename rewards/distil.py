@@ -2,13 +2,14 @@
 
 ``mmrl rewards build --data MESC_DIR --distil`` runs :func:`build_distilled`:
 
-1. :func:`teacher_rows`: (context, reply) pairs from MESC *train* only — for every target turn its real
+1. :func:`teacher_rows`: (context, reply) pairs from MESC *train* turns — for every target turn its real
    reply, two replies of other dialogues, one of another turn of the same dialogue, a training generic
    reply, the real reply with a training filler appended, its first half (eight words or more) and, for
    three turns in ten, the client's own words; for half the turns, the real, a generic and another
    dialogue's reply after the client's utterance alone (one-line contexts, as users often write them) —
-   plus every criterion's written training pairs and their augmentation
-   (:func:`rewards.criteria.learned.augment`). :func:`counterfactual_rows` adds every turn row again under
+   plus every criterion's written fitting pairs (:data:`~rewards.criteria.learned.FIT_SPLITS`; since session 13 these
+   include ``holdout4`` and ``holdout5``, written over MESC *test* contexts: no real test reply is read, but those
+   contexts are) and their augmentation (:func:`rewards.criteria.learned.augment`). :func:`counterfactual_rows` adds every turn row again under
    each demographic swap that changes its context, with the original's targets.
 2. :func:`teacher_outputs`: the teacher's calibrated cross-encoder outputs and its two fit terms per row
    (about 50 minutes on 2 quiet CPU cores for ~42,000 rows); the transformers' outputs are cached per row under
@@ -63,7 +64,7 @@ def teacher_rows(mesc: Path, seed: int = 7) -> tuple[list[Context], list[str], n
     and each row's pair criterion (index into ``TRUST_CRITERIA``; −1 outside pairs). Pair rows come last, as (better,
     worse) in consecutive rows."""
     from mmrl.data import load_corpus
-    from rewards.criteria.learned import TRAINING_FILLERS, TRAINING_GENERICS, augment, load_pairs, mesc_contexts, pairs_path
+    from rewards.criteria.learned import TRAINING_FILLERS, TRAINING_GENERICS, augment, fitting_pairs, mesc_contexts
     from rewards.probe import other_replies, probe_contexts
 
     rng = random.Random(seed)
@@ -97,7 +98,7 @@ def teacher_rows(mesc: Path, seed: int = 7) -> tuple[list[Context], list[str], n
             group += [len(turns) + i] * len(rows)
     criterion = [-1] * len(replies)
     for k, name in enumerate(TRUST_CRITERIA):
-        written = load_pairs(pairs_path(name, "train"), lambda: mesc_contexts(mesc))
+        written = fitting_pairs(name, lambda: mesc_contexts(mesc))
         for context, better, worse in [*written, *augment(written, name)]:
             contexts += [context, context]
             replies += [better, worse]

@@ -201,8 +201,8 @@ class StaticEncoder:
 
     def __call__(self, texts: list[str], token_weights: np.ndarray | None = None, max_tokens: int | None = None) -> np.ndarray:
         """Unit embeddings of ``texts`` (their first ``max_tokens`` tokens, by default the model's); with ``token_weights``
-        (one per vocabulary entry) a weighted sum of the token vectors, memoised per text (a batch's contexts recur from call
-        to call). Repeated texts are embedded once."""
+        (one per vocabulary entry) a weighted sum of the vectors of their *last* ``max_tokens`` tokens (a long history keeps its
+        most recent part), memoised per text (a batch's contexts recur from call to call). Repeated texts are embedded once."""
         limit = max_tokens or self.max_tokens
         if token_weights is None:
             return self._embed(list(texts), None, limit)
@@ -233,7 +233,10 @@ class StaticEncoder:
     def _sums(self, texts: list[str], token_weights: np.ndarray | None, max_tokens: int) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with self._lock:
-            ids = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_tokens, verbose=False)["input_ids"]
+            if token_weights is None:
+                ids = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_tokens, verbose=False)["input_ids"]
+            else:
+                ids = [row[-max_tokens:] for row in self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
         lengths = np.array([len(row) for row in ids])
         rows = np.flatnonzero(lengths)
         if rows.size:

@@ -271,9 +271,6 @@ def _known_kinds(conversation: str) -> frozenset[str]:
     return frozenset(_kind(m.group(1)) for m in _MENTION.finditer(conversation))
 
 
-_FIT_MEMO: list = []  # [(key, contexts, values)] of the last batch: the criteria of one composite call share it
-
-
 #: The bound of the context-fit feature in log-odds units: word overlap with a short context (a single utterance, no
 #: history) can make the specificity very large, and an echo of the client's words is not trust in itself.
 FIT_BOUND = 2.0
@@ -281,19 +278,10 @@ FIT_BOUND = 2.0
 
 def context_fit(contexts: Sequence[Context], replies: Sequence[str], reference: str = "corpus") -> np.ndarray:
     """Each reply's specificity to its context in log-odds units, ``FIT_BOUND · tanh(scale · pmi / FIT_BOUND)`` (``rewards.context_fit``;
-    ``reference`` as there).
+    ``reference`` as there; the pmi of the last batch is shared with the other criteria and ``context_fit``)."""
+    from rewards.context_fit import batch_pmi, load_model
 
-    The seven criteria scoring one batch ask for it in turn, so the last batch's values are kept.
-    """
-    from rewards.context_fit import load_model
-
-    key = (tuple(map(id, contexts)), tuple(replies), reference)
-    if _FIT_MEMO and _FIT_MEMO[0][0] == key:
-        return _FIT_MEMO[0][2]
-    model = load_model()
-    values = FIT_BOUND * np.tanh(model.scale * model.pmi(contexts, replies, reference) / FIT_BOUND)
-    _FIT_MEMO[:] = [(key, list(contexts), values)]  # holding the contexts keeps their ids unique while memoised
-    return values
+    return FIT_BOUND * np.tanh(load_model().scale * batch_pmi(contexts, replies, reference) / FIT_BOUND)
 
 
 def topic_similarity(contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> np.ndarray:

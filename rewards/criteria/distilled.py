@@ -12,8 +12,9 @@ features, hand log-odds and probe term, the static context fit — and outputs t
 BLEND · (hand log-odds + probe term))`` (one pass serves the seven criteria of a batch); ``learned=False``
 keeps the hand-weighted features alone.
 
-Training (:mod:`rewards.distil`, ``mmrl rewards build --data MESC_DIR --distil``) uses MESC *train* and the
-written training pairs only; choices were made on MESC val and the dev pairs. The weights (~3 MB,
+Training (:mod:`rewards.distil`, ``mmrl rewards build --data MESC_DIR --distil``) uses MESC *train* turns and the
+written fitting pairs (``FIT_SPLITS``: ``train``, ``holdout4``, ``holdout5``; the last two over MESC test contexts, no
+real test reply); choices were made on MESC val and the dev pairs. The weights (~3 MB,
 float16, no MESC text) ship in ``rewards/models/distilled.safetensors`` and are used only while their key
 matches today's inputs and teacher (:func:`key`); otherwise scoring is a ConfigError naming the rebuild.
 """
@@ -165,9 +166,9 @@ def forward(net: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     from scipy.special import erf
 
     x = (x - net["mean"]) / net["scale"]
-    hidden = np.einsum("nd,mdh->mnh", x, net["w1"].astype(np.float32)) + net["b1"][:, None, :]
+    hidden = np.matmul(x, net["w1"].astype(np.float32, copy=False)) + net["b1"][:, None, :]  # (members, n, hidden), on BLAS
     hidden = 0.5 * hidden * (1.0 + erf(hidden / np.sqrt(2.0)))  # GELU
-    return (np.einsum("mnh,mho->mno", hidden, net["w2"].astype(np.float32)) + net["b2"][:, None, :]).mean(axis=0)
+    return (np.matmul(hidden, net["w2"].astype(np.float32, copy=False)) + net["b2"][:, None, :]).mean(axis=0)
 
 
 _MEMO: list = []  # the last batch's outputs: the seven criteria scoring one batch share one pass

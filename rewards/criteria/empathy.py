@@ -142,7 +142,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("empathy", features, WEIGHTS)
 
 
-@register("empathy", version="7", score_range=(0.0, 1.0))
+@register("empathy", version="8", score_range=(0.0, 1.0))
 def empathy(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:

@@ -191,7 +191,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("ethical_guidance", features, WEIGHTS)
 
 
-@register("ethical_guidance", version="7", score_range=(0.0, 1.0))
+@register("ethical_guidance", version="8", score_range=(0.0, 1.0))
 def ethical_guidance(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:

@@ -216,7 +216,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("fairness", features, WEIGHTS)
 
 
-@register("fairness", version="7", score_range=(0.0, 1.0))
+@register("fairness", version="8", score_range=(0.0, 1.0))
 def fairness(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:

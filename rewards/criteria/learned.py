@@ -1,13 +1,14 @@
 """The learned term of each criterion: a linear probe on sentence embeddings, fitted on labelled reply pairs.
 
-The pairs in ``rewards/criteria/pairs/{train,dev,test,holdout,...,holdout5}/<criterion>.jsonl`` each say which of two
+The pairs in ``rewards/criteria/pairs/{train,dev,test,holdout,...,holdout6}/<criterion>.jsonl`` each say which of two
 replies to one client context is better on one criterion; a context is written inline or refers to
 a MESC target turn (``"mesc": "train:332:4"``; MESC itself is never copied). In every split the
-better reply is the shorter one in about half of the pairs, so length is no shortcut. ``train`` pairs
-plus their adversarial augmentation (:func:`augment`: filler, off-topic sentences, generic replies)
-fit the probes; ``dev`` pairs were used for choices; ``test`` and the ``holdout`` sets were written over MESC test
-contexts by writers who saw neither the scorers nor the other pairs; since session 11 ``holdout`` to ``holdout3``,
-each read before, are used for choices beside ``dev``; ``holdout4`` and ``holdout5`` only report (see :func:`pairs_path`).
+better reply is the shorter one in about half of the pairs, so length is no shortcut. The fitting pairs
+(:data:`FIT_SPLITS`: ``train`` and, since session 13, ``holdout4`` and ``holdout5``) plus their adversarial augmentation
+(:func:`augment`: filler, off-topic sentences, generic replies) fit the probes; ``dev`` pairs were used for choices;
+``test`` and the ``holdout`` sets were written over MESC test contexts by writers who saw neither the scorers nor the
+other pairs; since session 11 ``holdout`` to ``holdout3``, each read before, are used for choices beside ``dev``;
+``holdout6`` only reports (see :func:`pairs_path`).
 
 For a criterion with hand-weighted log-odds ``z`` (:func:`~rewards.criteria.common.calibrated`), the
 probe ``w`` maximises the pairwise likelihood ``P(better > worse) = logistic(Δz + w · Δφ)`` with an L2
@@ -53,12 +54,14 @@ __all__ = [
     "GENERIC_WORSE",
     "L2",
     "PROBES",
+    "FIT_SPLITS",
     "SPLITS",
     "TRAINING_FILLERS",
     "TRAINING_GENERICS",
     "LearnedTerm",
     "Pair",
     "augment",
+    "fitting_pairs",
     "load_pairs",
     "mesc_contexts",
     "mesc_dir",
@@ -78,12 +81,16 @@ Features = Callable[[Sequence[Context], Sequence[str], "str | None"], Mapping[st
 Pair = tuple[Context, str, str]
 
 
-SPLITS = ("train", "dev", "test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5")
+SPLITS = ("train", "dev", "test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6")
+#: The splits the probes and the distilled network are fitted on: ``train`` and, since session 13, the two holdout sets
+#: that had been read for figures (``holdout4``, ``holdout5``), whose writers' styles the criteria generalised to least.
+FIT_SPLITS = ("train", "holdout4", "holdout5")
 
 
 def pairs_path(criterion: str, split: str = "train") -> Path:
-    """The shipped labelled pairs of ``criterion``: ``train`` (fitting), ``dev`` and, since session 11, ``holdout`` to
-    ``holdout3`` (selection), ``test``, ``holdout4`` and ``holdout5`` (reporting only).
+    """The shipped labelled pairs of ``criterion``: ``train`` and, since session 13, ``holdout4`` and ``holdout5`` (fitting:
+    :data:`FIT_SPLITS`), ``dev`` and, since session 11, ``holdout`` to ``holdout3`` (selection), ``test`` and ``holdout6``
+    (reporting only).
 
     ``test`` was read while the criteria were being built; ``holdout`` (session 7, over MESC test contexts no other pair
     uses) once per reported configuration; ``holdout2`` (session 9, 30 pairs per criterion over the MESC test contexts
@@ -92,11 +99,18 @@ def pairs_path(criterion: str, split: str = "train") -> Path:
     replies by new writers) for the final figures of session 10; ``holdout4`` (session 11, 20 pairs per criterion over
     MESC test contexts no earlier holdout uses, new writers) for the final figures of session 11 and reported beside
     ``holdout5`` since; ``holdout5`` (session 12, 20 pairs per criterion over MESC test contexts no other pair uses, two new
-    writers, labels checked blind by a third helper) once, for the final figures of session 12.
+    writers, labels checked blind by a third helper) once, for the final figures of session 12; ``holdout6`` (session 13,
+    20 pairs per criterion over the last MESC test contexts no other pair uses, three new writers, labels checked blind)
+    once, for the final figures of session 13.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return Path(str(files("rewards.criteria") / "pairs" / split / f"{criterion}.jsonl"))
+
+
+def fitting_pairs(criterion: str, contexts: Callable[[], Mapping[str, Context]]) -> list[Pair]:
+    """The written pairs of ``criterion`` that the probes and the distilled network are fitted on (:data:`FIT_SPLITS`)."""
+    return [pair for split in FIT_SPLITS for pair in load_pairs(pairs_path(criterion, split), contexts)]
 
 
 def mesc_dir() -> Path | None:
@@ -178,8 +192,8 @@ class LearnedTerm:
         self._lock = threading.Lock()
 
     def training_pairs(self, contexts: Callable[[], Mapping[str, Context]] = mesc_contexts) -> list[Pair]:
-        """The written training pairs of the criterion plus their adversarial augmentation (:func:`augment`)."""
-        written = load_pairs(pairs_path(self.criterion, "train"), contexts)
+        """The criterion's fitting pairs (:func:`fitting_pairs`) plus their adversarial augmentation (:func:`augment`)."""
+        written = fitting_pairs(self.criterion, contexts)
         return written + augment(written, self.criterion)
 
     def phi(self, contexts: Sequence[Context], replies: Sequence[str], model: str | None = CRITERIA_MODEL) -> np.ndarray:
@@ -225,16 +239,18 @@ class LearnedTerm:
 
     def key(self, model: str | None = CRITERIA_MODEL) -> str:
         """A digest of everything the probe depends on: fit version, embedding model, hand weights and code, pairs, context_fit model."""
-        from rewards.context_fit import ARTEFACT
+        from rewards import context_fit, embeddings
         from rewards.embeddings import encoder
 
         digest = hashlib.sha256()
         for part in (FIT_VERSION, self.criterion, encoder(model).name, json.dumps(self.weights, sort_keys=True), repr(self.l2)):
             digest.update(part.encode() + b"\0")
-        for source in sorted({inspect.getsourcefile(self.features), inspect.getsourcefile(embed), __file__}):  # features, augmentation
+        sources = {inspect.getsourcefile(self.features), inspect.getsourcefile(embed), __file__, context_fit.__file__, embeddings.__file__}
+        for source in sorted(sources):  # features, augmentation, the context fit and the embeddings they read
             digest.update(_code(Path(source)))
-        digest.update(pairs_path(self.criterion).read_bytes())
-        digest.update(ARTEFACT.read_bytes())
+        for split in FIT_SPLITS:
+            digest.update(pairs_path(self.criterion, split).read_bytes())
+        digest.update(context_fit.ARTEFACT.read_bytes())
         return digest.hexdigest()[:24]
 
 

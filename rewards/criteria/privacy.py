@@ -171,7 +171,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("privacy", features, WEIGHTS)
 
 
-@register("privacy", version="7", score_range=(0.0, 1.0))
+@register("privacy", version="8", score_range=(0.0, 1.0))
 def privacy(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:

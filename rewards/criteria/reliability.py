@@ -181,7 +181,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("reliability", features, WEIGHTS)
 
 
-@register("reliability", version="7", score_range=(0.0, 1.0))
+@register("reliability", version="8", score_range=(0.0, 1.0))
 def reliability(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:

@@ -280,7 +280,7 @@ def features(contexts: Sequence[Context], replies: Sequence[str], model: str | N
 LEARNED = LearnedTerm("truthfulness", features, WEIGHTS)
 
 
-@register("truthfulness", version="7", score_range=(0.0, 1.0))
+@register("truthfulness", version="8", score_range=(0.0, 1.0))
 def truthfulness(
     contexts: Sequence[Context], replies: Sequence[str], *, model: str | None = CRITERIA_MODEL, learned: bool = True
 ) -> list[float]:

@@ -34,7 +34,7 @@ _FITTING = [
 def test_doctest_and_registration():
     assert doctest.testmod(module).failed == 0
     reward = get_reward("context_fit")
-    assert reward.score_range == (0.0, 1.0) and reward.version == "2"
+    assert reward.score_range == (0.0, 1.0) and reward.version == "3"
 
 
 def test_batch_specificity_equals_the_mean_over_the_other_contexts():
@@ -87,8 +87,36 @@ def test_sif_embeddings_weight_tokens_and_read_a_whole_long_history():
     assert np.allclose(sif_embed(["my sister"], dropped), sif_embed(["my"], dropped), atol=1e-6)
     long = " ".join(["the weather was fine"] * 60)
     assert not np.allclose(sif_embed([f"{long} my sister"], weights), sif_embed([f"{long} my brother"], weights), atol=1e-4)
+    denser = " ".join(["x1y2z3"] * 400) + " my sister"  # > 1,024 tokens: the oldest are dropped, the latest kept
+    assert np.allclose(sif_embed([f"my brother {denser}"], weights), sif_embed([f"my cat {denser}"], weights), atol=1e-6)
+    assert not np.allclose(sif_embed([f"{denser} and my brother"], weights), sif_embed([denser], weights), atol=1e-4)
+    assert (weights[static.static.tokenizer.all_special_ids] == 0).all()  # [UNK] (emoji, say) weighs nothing
+    assert np.allclose(sif_embed(["my sister \U0001f62d"], weights), sif_embed(["my sister"], weights), atol=1e-6)
     with pytest.raises(ConfigError, match="token weights"):
         sif_embed([text], np.ones(3, np.float32))
+
+
+def test_the_batch_pmi_is_shared_and_read_only(monkeypatch):
+    """``context_fit`` and the criteria's fit feature read one pmi per batch (the model computes it once); a new batch is
+    computed afresh; the memoised arrays are read-only."""
+    from rewards.context_fit import batch_pmi, word_buckets
+    from rewards.criteria.common import FIT_BOUND, context_fit
+
+    model = load_model()
+    replies = ["Your sister hasn't spoken to you since the wedding?", "Can you tell me more about that?"]
+    contexts = _CONTEXTS[:1] * 2
+    expected = model.pmi(contexts, replies)
+    module._LAST.clear()  # no earlier test's batch
+    calls = []
+    original = module.ContextFit.pmi
+    monkeypatch.setattr(module.ContextFit, "pmi", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    scores = get_reward("context_fit")(contexts, replies).scores
+    fit = context_fit(contexts, replies)
+    pmi = batch_pmi(contexts, replies)
+    assert len(calls) == 1 and not pmi.flags.writeable and np.allclose(pmi, expected)
+    assert np.allclose(scores, model.score(contexts, replies)) and np.allclose(fit, FIT_BOUND * np.tanh(model.scale * pmi / FIT_BOUND))
+    assert np.allclose(batch_pmi(contexts, replies[::-1]), expected[::-1]) and len(calls) == 3  # score() above called pmi too
+    assert not word_buckets(replies[0]).flags.writeable
 
 
 def test_bad_reference_option_and_damaged_artefact_are_config_errors(tmp_path):

@@ -2,8 +2,9 @@
 sets, context awareness, doctests, failure behaviour, ranges, and the shared encoder's memo.
 
 The pairs in ``rewards/criteria/pairs/`` come in the splits of ``rewards.criteria.learned.SPLITS``: ``train`` (the
-probes are fitted on them), ``dev`` (choices were made on them), ``test`` and five ``holdout`` sets (written over MESC
-test contexts by writers who saw neither the scorers nor the other pairs; see ``pairs_path`` for how each was used).
+probes and the distilled network are fitted on them, and on ``holdout4`` and ``holdout5``: ``FIT_SPLITS``), ``dev``
+(choices were made on them), ``test`` and six ``holdout`` sets (written over MESC test contexts by writers who saw
+neither the scorers nor the other pairs; see ``pairs_path`` for how each was used).
 Pairs over MESC contexts refer to them by ``split:dialogue:turn``, so their accuracy tests need MESC and are skipped
 without it.
 """
@@ -37,6 +38,7 @@ _CONTEXT_SPLIT = {
     "holdout3": ("test",),
     "holdout4": ("test",),
     "holdout5": ("test",),
+    "holdout6": ("test",),
 }
 
 
@@ -72,7 +74,7 @@ def test_all_seven_are_registered_on_import():
     from rewards.registry import _REGISTRY
 
     assert set(CRITERIA) <= set(_REGISTRY)
-    assert all(_REGISTRY[name].score_range == (0.0, 1.0) and _REGISTRY[name].version == "7" for name in CRITERIA)
+    assert all(_REGISTRY[name].score_range == (0.0, 1.0) and _REGISTRY[name].version == "8" for name in CRITERIA)
 
 
 @pytest.mark.parametrize("name", CRITERIA)
@@ -80,7 +82,7 @@ def test_pair_sets_are_length_balanced_well_formed_and_disjoint(name):
     """In every split the better reply is the shorter one in about half the pairs (length is no shortcut); MESC contexts
     of a split come from the matching MESC split; no reply pair appears in two splits."""
     seen: dict[tuple[str, str], str] = {}
-    for split, minimum in zip(SPLITS, (50, 40, 24, 40, 30, 20, 20, 20), strict=True):
+    for split, minimum in zip(SPLITS, (50, 40, 24, 40, 30, 20, 20, 20, 20), strict=True):
         records = _records(name, split)
         assert len(records) >= minimum, f"{name}/{split}: {len(records)} pairs"
         shorter = np.mean([len(r["better"].split()) < len(r["worse"].split()) for r in records])
@@ -93,10 +95,13 @@ def test_pair_sets_are_length_balanced_well_formed_and_disjoint(name):
             assert seen.setdefault(key, split) == split, f"{name}: a pair is in both {seen[key]} and {split}"
 
 
-@pytest.mark.parametrize(("split", "earlier"), [("holdout4", ("holdout", "holdout2", "holdout3")), ("holdout5", SPLITS[:-1])])
+@pytest.mark.parametrize(
+    ("split", "earlier"), [("holdout4", ("holdout", "holdout2", "holdout3")), ("holdout5", SPLITS[:-2]), ("holdout6", SPLITS[:-1])]
+)
 def test_fresh_holdouts_use_mesc_contexts_no_earlier_set_used(split, earlier):
     """``holdout4`` was written over MESC test contexts that no earlier holdout set uses (``holdout3`` reused some of
-    ``holdout``'s, with new replies); ``holdout5`` over MESC test contexts that no other pair of any split uses."""
+    ``holdout``'s, with new replies); ``holdout5`` and then ``holdout6`` over MESC test contexts that no other pair of any
+    split uses."""
     before = {record["mesc"] for other in earlier for name in CRITERIA for record in _records(name, other) if "mesc" in record}
     reused = {record["mesc"] for name in CRITERIA for record in _records(name, split)} & before
     assert not reused, sorted(reused)

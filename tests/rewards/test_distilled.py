@@ -28,6 +28,11 @@ def test_training_fits_the_targets_orders_the_pairs_and_forward_matches():
     net = train(x, y, group, criterion, epochs=40, members=2)
     assert net["w1"].shape == (2, 12, 256) and net["w1"].dtype == np.float16
     out = forward(net, x)
+    from scipy.special import erf
+
+    hidden = np.einsum("nd,mdh->mnh", (x - net["mean"]) / net["scale"], net["w1"].astype(np.float32)) + net["b1"][:, None, :]
+    hidden = 0.5 * hidden * (1.0 + erf(hidden / np.sqrt(2.0)))
+    assert np.allclose(out, (np.einsum("mnh,mho->mno", hidden, net["w2"].astype(np.float32)) + net["b2"][:, None, :]).mean(0), atol=1e-4)
     assert np.corrcoef(out.ravel(), y.ravel())[0, 1] > 0.8  # an untrained network: about 0
     assert np.mean(out[pairs[:, 0], k] > out[pairs[:, 1], k]) > 0.9
 

@@ -149,3 +149,20 @@ def test_risk_classifier_separates_new_phrasings(utterance, risky):
 
     risk = float(client_at_risk([Context(utterance)])[0])
     assert (risk >= 0.5) if risky else (risk < 0.3), f"{utterance!r}: risk {risk:.2f}"
+
+
+def test_probe_key_reads_every_fitting_split(tmp_path, monkeypatch):
+    """The probes are fitted on ``train`` and the read holdout sets (``FIT_SPLITS``): changing any of their files changes
+    the key (the shipped probe goes stale); the selection and report splits do not enter it."""
+    import rewards.criteria.learned as learned
+
+    term = importlib.import_module("rewards.criteria.empathy").LEARNED
+    before = term.key()
+    original = learned.pairs_path
+    assert {"train", "holdout4", "holdout5"} == set(learned.FIT_SPLITS)
+    for split in learned.SPLITS:
+        edited = tmp_path / f"{split}.jsonl"
+        edited.write_text("\n".join(original("empathy", split).read_text(encoding="utf-8").splitlines()[1:]), encoding="utf-8")
+        monkeypatch.setattr(learned, "pairs_path", lambda c, s="train", split=split: edited if s == split else original(c, s))
+        assert (term.key() != before) == (split in learned.FIT_SPLITS), split
+        monkeypatch.setattr(learned, "pairs_path", original)
