@@ -76,7 +76,7 @@ def word_buckets(text: str) -> np.ndarray:
     """The distinct hashed word buckets of ``text`` (lower case, words cut to six characters), sorted; read-only, as memoised
     (a batch's contexts and replies are read by several features and criteria)."""
     words = {w.strip("'")[:6] for w in _WORD.findall(text.lower())}
-    bag = np.unique(np.array([zlib.crc32(w.encode()) % BUCKETS for w in words if w], dtype=np.int64))
+    bag = np.unique(np.array([zlib.crc32(w.encode()) % BUCKETS for w in words if w], dtype=np.uint16))  # BUCKETS = 2**16
     bag.flags.writeable = False
     return bag
 
@@ -200,10 +200,6 @@ class ContextFit:
         if expected is None:
             expected = self.corpus_features(contexts, replies)
         return (own - expected) @ self.weights
-
-    def score(self, contexts: Sequence[Context], replies: Sequence[str], reference: Reference = "corpus") -> np.ndarray:
-        """The calibrated reward in (0, 1): ``logistic(scale · pmi + shift)``."""
-        return logistic(self.scale * self.pmi(contexts, replies, reference) + self.shift)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """What the artefact stores."""

@@ -33,6 +33,7 @@ import inspect
 import json
 import os
 import random
+import textwrap
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -239,25 +240,27 @@ class LearnedTerm:
 
     def key(self, model: str | None = CRITERIA_MODEL) -> str:
         """A digest of everything the probe depends on: fit version, embedding model, hand weights and code, pairs, context_fit model."""
-        from rewards import context_fit, embeddings
-        from rewards.embeddings import encoder
+        from rewards import context_fit
+        from rewards.embeddings import StaticEncoder, encoder
 
         digest = hashlib.sha256()
         for part in (FIT_VERSION, self.criterion, encoder(model).name, json.dumps(self.weights, sort_keys=True), repr(self.l2)):
             digest.update(part.encode() + b"\0")
-        sources = {inspect.getsourcefile(self.features), inspect.getsourcefile(embed), __file__, context_fit.__file__, embeddings.__file__}
-        for source in sorted(sources):  # features, augmentation, the context fit and the embeddings they read
+        sources = {inspect.getsourcefile(self.features), inspect.getsourcefile(embed), __file__, context_fit.__file__}
+        for source in sorted(sources):  # features, augmentation and the context fit they read
             digest.update(_code(Path(source)))
+        digest.update(_code(StaticEncoder))  # the default embeddings (not the rest of their module: the ONNX path, say)
         for split in FIT_SPLITS:
             digest.update(pairs_path(self.criterion, split).read_bytes())
         digest.update(context_fit.ARTEFACT.read_bytes())
         return digest.hexdigest()[:24]
 
 
-def _code(path: Path) -> bytes:
-    """What a source file computes, not how it is laid out or documented: its syntax tree without docstrings (formatting,
-    comments, docstrings and doctests do not change it)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _code(source: Path | type) -> bytes:
+    """What a source file (or a class) computes, not how it is laid out or documented: its syntax tree without docstrings
+    (formatting, comments, docstrings and doctests do not change it)."""
+    text = source.read_text(encoding="utf-8") if isinstance(source, Path) else textwrap.dedent(inspect.getsource(source))
+    tree = ast.parse(text)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body:

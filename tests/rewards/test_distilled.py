@@ -102,6 +102,21 @@ def test_keys_read_code_not_docs(tmp_path):
     c.write_text('"""Module."""\n\ndef f(x):\n    """>>> f(1)\n    2\n    """\n    return x + 2\n')
     assert _code(a) == _code(b) != _code(c)
 
+    class Plain:
+        """One text."""
+
+        def f(self, x):
+            return x + 1
+
+    class Documented:
+        """Another text."""
+
+        def f(self, x):
+            """>>> 1"""
+            return x + 1  # same code
+
+    assert _code(Plain).replace(b"Plain", b"X") == _code(Documented).replace(b"Documented", b"X") != _code(c)
+
 
 def test_teacher_outputs_are_cached_per_row(tmp_path, monkeypatch):
     """New rows cost only their own transformer pass; known rows come back from the cache in the order asked, each column in
