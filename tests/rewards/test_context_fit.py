@@ -100,7 +100,7 @@ def test_the_batch_pmi_is_shared_and_read_only(monkeypatch):
     """``context_fit`` and the criteria's fit feature read one pmi per batch (the model computes it once); a new batch is
     computed afresh; the memoised arrays are read-only."""
     from rewards.context_fit import batch_pmi, word_buckets
-    from rewards.criteria.common import FIT_BOUND, context_fit
+    from rewards.criteria.common import FIT_BOUND, context_fit, logistic
 
     model = load_model()
     replies = ["Your sister hasn't spoken to you since the wedding?", "Can you tell me more about that?"]
@@ -114,7 +114,7 @@ def test_the_batch_pmi_is_shared_and_read_only(monkeypatch):
     fit = context_fit(contexts, replies)
     pmi = batch_pmi(contexts, replies)
     assert len(calls) == 1 and not pmi.flags.writeable and np.allclose(pmi, expected)
-    assert np.allclose(scores, 1 / (1 + np.exp(-(model.scale * pmi + model.shift))))
+    assert np.allclose(scores, logistic(model.scale * pmi + model.shift))
     assert np.allclose(fit, FIT_BOUND * np.tanh(model.scale * pmi / FIT_BOUND))
     assert np.allclose(batch_pmi(contexts, replies[::-1]), expected[::-1]) and len(calls) == 2
     assert not word_buckets(replies[0]).flags.writeable

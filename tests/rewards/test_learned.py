@@ -163,6 +163,6 @@ def test_probe_key_reads_every_fitting_split(tmp_path, monkeypatch):
     for split in learned.SPLITS:
         edited = tmp_path / f"{split}.jsonl"
         edited.write_text("\n".join(original("empathy", split).read_text(encoding="utf-8").splitlines()[1:]), encoding="utf-8")
-        monkeypatch.setattr(learned, "pairs_path", lambda c, s="train", split=split: edited if s == split else original(c, s))
-        assert (term.key() != before) == (split in learned.FIT_SPLITS), split
-        monkeypatch.setattr(learned, "pairs_path", original)
+        with monkeypatch.context() as patch:
+            patch.setattr(learned, "pairs_path", lambda c, s="train", split=split: edited if s == split else original(c, s))
+            assert (term.key() != before) == (split in learned.FIT_SPLITS), split
