@@ -17,10 +17,15 @@ import numpy as np
 from rewards.base import Context
 from rewards.embeddings import encoder
 
+try:  # the parser behind ``re`` (its own module before Python 3.11)
+    from re import _parser
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _parser
+
 __all__ = [
     "CRITERIA_MODEL",
-    "FIT_BOUND",
     "EMOTION_WORDS",
+    "FIT_BOUND",
     "Exemplars",
     "affirmed",
     "calibrated",
@@ -53,22 +58,68 @@ def cues(*phrases: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w'])(?:" + "|".join(phrases) + r")(?![\w'])", re.IGNORECASE)
 
 
+def _lowercase_only(node) -> bool:
+    """Whether a parsed pattern names only ASCII characters and matches no upper-case letter on its own: no upper-case or
+    non-ASCII literal, no class range that reaches into ``A``–``Z`` or beyond ASCII, no group that switches a flag."""
+    for op, value in node:
+        if op in (_parser.LITERAL, _parser.NOT_LITERAL) and (value > 127 or chr(value) != chr(value).lower()):
+            return False
+        if op is _parser.RANGE and (value[1] > 127 or (value[0] <= ord("Z") and value[1] >= ord("A"))):
+            return False
+        if op is _parser.SUBPATTERN and (value[1] or value[2]):
+            return False
+        if op is _parser.IN and not _lowercase_only(value):
+            return False
+        children = value if isinstance(value, (tuple, list)) and op is not _parser.IN else (value,)
+        for child in children:
+            for part in child if isinstance(child, list) else (child,):  # a branch holds a list of alternatives
+                if isinstance(part, _parser.SubPattern) and not _lowercase_only(part):
+                    return False
+    return True
+
+
+@lru_cache(maxsize=None)
+def _caseless(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """``pattern`` without IGNORECASE, to run on lower-cased ASCII text (where it matches exactly as ``pattern`` does on the
+    original, and about twice as fast in CPython's ``re``); None unless ``pattern`` ignores case in Unicode mode, names only
+    ASCII characters and would match no upper-case letter on its own (:func:`_lowercase_only`)."""
+    flags = pattern.flags
+    if not flags & re.IGNORECASE or flags & re.ASCII or not pattern.pattern.isascii():
+        return None
+    if not _lowercase_only(_parser.parse(pattern.pattern, flags & ~re.IGNORECASE)):
+        return None
+    return re.compile(pattern.pattern, flags & ~re.IGNORECASE)
+
+
+def _searchable(pattern: re.Pattern[str], text: str) -> tuple[re.Pattern[str], str]:
+    """``pattern``'s caseless twin and the lower-cased text where the text is ASCII (lower-casing is not what IGNORECASE does
+    beyond ASCII: "ı" and "ſ" match "i" and "s", "İ" lower-cases to two characters), else both unchanged."""
+    twin = _caseless(pattern)
+    return (twin, text.lower()) if twin is not None and text.isascii() else (pattern, text)
+
+
 def has(pattern: re.Pattern[str], texts: Sequence[str]) -> np.ndarray:
     """1.0 where ``pattern`` occurs in the text, else 0.0."""
-    return np.array([1.0 if pattern.search(t) else 0.0 for t in texts])
+    return np.array([1.0 if p.search(t) else 0.0 for p, t in (_searchable(pattern, text) for text in texts)])
 
 
 _NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno|\bwithout|\bnothing)\W+(?:\w+\W+){0,2}$", re.IGNORECASE)
+_NEGATION_LOWER = _caseless(_NEGATION)
 
 
 def affirmed(pattern: re.Pattern[str], texts: Sequence[str]) -> np.ndarray:
     """1.0 where ``pattern`` occurs without a negation in the three words before it ("isn't a cure" is not a cure claim)."""
-    return np.array([1.0 if any(not _NEGATION.search(t[: m.start()]) for m in pattern.finditer(t)) else 0.0 for t in texts])
+    out = np.zeros(len(texts))
+    for i, text in enumerate(texts):
+        p, t = _searchable(pattern, text)
+        negation = _NEGATION if p is pattern else _NEGATION_LOWER
+        out[i] = any(not negation.search(t[: m.start()]) for m in p.finditer(t))
+    return out
 
 
 def count(pattern: re.Pattern[str], texts: Sequence[str]) -> np.ndarray:
     """How many times ``pattern`` occurs in each text."""
-    return np.array([float(len(pattern.findall(t))) for t in texts])
+    return np.array([float(len(p.findall(t))) for p, t in (_searchable(pattern, text) for text in texts)])
 
 
 def logistic(z: np.ndarray) -> np.ndarray:
@@ -205,9 +256,9 @@ def unsupported_specifics(contexts: Sequence[Context], replies: Sequence[str]) -
 
 
 @lru_cache(maxsize=4096)
-def _known_words(conversation: str) -> frozenset[str]:
-    """The conversation's words as :func:`unsupported_specifics` compares them (a GRPO batch scores several replies per context)."""
-    return frozenset(_word(token) for token in _TOKEN.findall(conversation))
+def _known_words(text: str) -> frozenset[str]:
+    """A conversation's words as :func:`unsupported_specifics` compares them (a GRPO batch scores several replies per context)."""
+    return frozenset(_word(token) for token in _TOKEN.findall(text))
 
 
 _KIN = (
@@ -266,9 +317,9 @@ def unsupported_people(contexts: Sequence[Context], replies: Sequence[str]) -> n
 
 
 @lru_cache(maxsize=4096)
-def _known_kinds(conversation: str) -> frozenset[str]:
-    """The kinds of people the conversation mentions, as :func:`unsupported_people` compares them."""
-    return frozenset(_kind(m.group(1)) for m in _MENTION.finditer(conversation))
+def _known_kinds(text: str) -> frozenset[str]:
+    """The kinds of people a conversation mentions, as :func:`unsupported_people` compares them."""
+    return frozenset(_kind(m.group(1)) for m in _MENTION.finditer(text))
 
 
 #: The bound of the context-fit feature in log-odds units: word overlap with a short context (a single utterance, no

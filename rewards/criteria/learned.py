@@ -1,14 +1,14 @@
 """The learned term of each criterion: a linear probe on sentence embeddings, fitted on labelled reply pairs.
 
-The pairs in ``rewards/criteria/pairs/{train,dev,test,holdout,...,holdout6}/<criterion>.jsonl`` each say which of two
+The pairs in ``rewards/criteria/pairs/{train,dev,test,holdout,...,holdout7}/<criterion>.jsonl`` each say which of two
 replies to one client context is better on one criterion; a context is written inline or refers to
 a MESC target turn (``"mesc": "train:332:4"``; MESC itself is never copied). In every split the
 better reply is the shorter one in about half of the pairs, so length is no shortcut. The fitting pairs
 (:data:`FIT_SPLITS`: ``train`` and, since session 13, ``holdout4`` and ``holdout5``) plus their adversarial augmentation
 (:func:`augment`: filler, off-topic sentences, generic replies) fit the probes; ``dev`` pairs were used for choices;
-``test`` and the ``holdout`` sets were written over MESC test contexts by writers who saw neither the scorers nor the
-other pairs; since session 11 ``holdout`` to ``holdout3``, each read before, are used for choices beside ``dev``;
-``holdout6`` only reports (see :func:`pairs_path`).
+``test`` and the ``holdout`` sets were written over MESC test contexts (``holdout7`` over MESC val contexts) by writers
+who saw neither the scorers nor the other pairs; since session 11 ``holdout`` to ``holdout3``, each read before, are used
+for choices beside ``dev``; ``holdout6`` and ``holdout7`` only report (see :func:`pairs_path`).
 
 For a criterion with hand-weighted log-odds ``z`` (:func:`~rewards.criteria.common.calibrated`), the
 probe ``w`` maximises the pairwise likelihood ``P(better > worse) = logistic(Δz + w · Δφ)`` with an L2
@@ -82,7 +82,7 @@ Features = Callable[[Sequence[Context], Sequence[str], "str | None"], Mapping[st
 Pair = tuple[Context, str, str]
 
 
-SPLITS = ("train", "dev", "test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6")
+SPLITS = ("train", "dev", "test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7")
 #: The splits the probes and the distilled network are fitted on: ``train`` and, since session 13, the two holdout sets
 #: that had been read for figures (``holdout4``, ``holdout5``), whose writers' styles the criteria generalised to least.
 FIT_SPLITS = ("train", "holdout4", "holdout5")
@@ -90,8 +90,8 @@ FIT_SPLITS = ("train", "holdout4", "holdout5")
 
 def pairs_path(criterion: str, split: str = "train") -> Path:
     """The shipped labelled pairs of ``criterion``: ``train`` and, since session 13, ``holdout4`` and ``holdout5`` (fitting:
-    :data:`FIT_SPLITS`), ``dev`` and, since session 11, ``holdout`` to ``holdout3`` (selection), ``test`` and ``holdout6``
-    (reporting only).
+    :data:`FIT_SPLITS`), ``dev`` and, since session 11, ``holdout`` to ``holdout3`` (selection), ``test``, ``holdout6`` and
+    ``holdout7`` (reporting only).
 
     ``test`` was read while the criteria were being built; ``holdout`` (session 7, over MESC test contexts no other pair
     uses) once per reported configuration; ``holdout2`` (session 9, 30 pairs per criterion over the MESC test contexts
@@ -102,7 +102,9 @@ def pairs_path(criterion: str, split: str = "train") -> Path:
     ``holdout5`` since; ``holdout5`` (session 12, 20 pairs per criterion over MESC test contexts no other pair uses, two new
     writers, labels checked blind by a third helper) once, for the final figures of session 12; ``holdout6`` (session 13,
     20 pairs per criterion over the last MESC test contexts no other pair uses, three new writers, labels checked blind)
-    once, for the final figures of session 13.
+    once, for the final figures of session 13; ``holdout7`` (session 14, 20 pairs per criterion over MESC *val* contexts no
+    other pair uses, since no test context was left; three new writers, labels checked blind) once per scorer, for the
+    final figures of session 14. MESC val's real replies serve selection; no pair over these contexts was read before.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

@@ -123,7 +123,7 @@ _EXPOSING = cues(
     r"tell (?:her|him|them) for you",
     r"i'll (?:call|tell|contact) (?:him|her|them|his|her)",
     r"(?:she|he|they)(?:'s| has| have) (?:mentioned|told me|said) (?:that )?(?:she|he|they|you)",
-    r"don't tell (?:her|him|them) I said",
+    r"don't tell (?:her|him|them) i said",
     r"(?:get|gets|are|is) shared with (?:whoever|anyone|everyone|others)",
 )
 _IDENTIFIER_WORDS = cues(*_IDENTIFIER)

@@ -209,7 +209,7 @@ _RISK_CUES = cues(
     r"giving away my",
     r"hearing voices",
     r"kill (?:him|her|them)",
-    r"wish I (?:was|were) dead",
+    r"wish i (?:was|were) dead",
     r"don't want to (?:live|be here|exist|be alive)",
     "no reason to live",
     "can't go on",
@@ -265,7 +265,7 @@ CRISIS_HELP = cues(
     r"hotlines?",
     r"helplines?",
     r"emergency (?:services|room|department)",
-    r"(?:the )?ER",
+    r"(?:the )?er",  # "ER": the case is ignored
     r"call (?:the )?(?:police|ambulance)",
     r"suicide prevention",
 )

@@ -3,8 +3,8 @@ sets, context awareness, doctests, failure behaviour, ranges, and the shared enc
 
 The pairs in ``rewards/criteria/pairs/`` come in the splits of ``rewards.criteria.learned.SPLITS``: ``train`` (the
 probes and the distilled network are fitted on them, and on ``holdout4`` and ``holdout5``: ``FIT_SPLITS``), ``dev``
-(choices were made on them), ``test`` and six ``holdout`` sets (written over MESC test contexts by writers who saw
-neither the scorers nor the other pairs; see ``pairs_path`` for how each was used).
+(choices were made on them), ``test`` and seven ``holdout`` sets (written over MESC test contexts, ``holdout7`` over MESC val
+contexts, by writers who saw neither the scorers nor the other pairs; see ``pairs_path`` for how each was used).
 Pairs over MESC contexts refer to them by ``split:dialogue:turn``, so their accuracy tests need MESC and are skipped
 without it.
 """
@@ -15,6 +15,7 @@ import doctest
 import importlib
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ _CONTEXT_SPLIT = {
     "holdout4": ("test",),
     "holdout5": ("test",),
     "holdout6": ("test",),
+    "holdout7": ("val",),
 }
 
 
@@ -82,7 +84,7 @@ def test_pair_sets_are_length_balanced_well_formed_and_disjoint(name):
     """In every split the better reply is the shorter one in about half the pairs (length is no shortcut); MESC contexts
     of a split come from the matching MESC split; no reply pair appears in two splits."""
     seen: dict[tuple[str, str], str] = {}
-    for split, minimum in zip(SPLITS, (50, 40, 24, 40, 30, 20, 20, 20, 20), strict=True):
+    for split, minimum in zip(SPLITS, (50, 40, 24, 40, 30, 20, 20, 20, 20, 20), strict=True):
         records = _records(name, split)
         assert len(records) >= minimum, f"{name}/{split}: {len(records)} pairs"
         shorter = np.mean([len(r["better"].split()) < len(r["worse"].split()) for r in records])
@@ -96,15 +98,85 @@ def test_pair_sets_are_length_balanced_well_formed_and_disjoint(name):
 
 
 @pytest.mark.parametrize(
-    ("split", "earlier"), [("holdout4", ("holdout", "holdout2", "holdout3")), ("holdout5", SPLITS[:-2]), ("holdout6", SPLITS[:-1])]
+    ("split", "earlier"),
+    [
+        ("holdout4", ("holdout", "holdout2", "holdout3")),
+        *((split, SPLITS[: SPLITS.index(split)]) for split in ("holdout5", "holdout6", "holdout7")),
+    ],
 )
 def test_fresh_holdouts_use_mesc_contexts_no_earlier_set_used(split, earlier):
     """``holdout4`` was written over MESC test contexts that no earlier holdout set uses (``holdout3`` reused some of
     ``holdout``'s, with new replies); ``holdout5`` and then ``holdout6`` over MESC test contexts that no other pair of any
-    split uses."""
+    split uses; ``holdout7`` over MESC val contexts that no other pair uses (``dev``'s are val contexts too)."""
     before = {record["mesc"] for other in earlier for name in CRITERIA for record in _records(name, other) if "mesc" in record}
     reused = {record["mesc"] for name in CRITERIA for record in _records(name, split)} & before
     assert not reused, sorted(reused)
+
+
+_MIXED_CASE = [
+    "I HEAR YOU. Everything Happens For A Reason, and you should Call 911 or go to the ER right now.",
+    "You're NOT alone; I'm Here For You. Kill Yourself? No. What Is Your Home Address? I Wish I Were Dead.",
+    "My Wife and my BOSS think I'm Lazy. It Will Definitely work, I Guarantee it. Don't tell him I said so.",
+    "I don't think it's a cure, it IS a cure. You Must Leave Him.",
+    # beyond ASCII, lower-casing is not what IGNORECASE does: "ı" and "ſ" match "i" and "s", "İ" lower-cases to two characters
+    "İ'M SORRY. GO FOR İT. İT İS DEFİNİTELY A CURE. NOT İN İT cured.",
+    "Your feelings are valıd. That makeſ ſenſe. Thıs will work, I promıse. Straße, STRASSE.",
+]
+
+
+def test_cue_regexes_match_as_when_case_is_ignored():
+    """``has``, ``affirmed`` and ``count`` run a cue regex without IGNORECASE on lower-cased ASCII text (twice as fast); every
+    cue of every criterion must match exactly where the case-insensitive original does, on any text."""
+    import rewards.criteria.common as common
+    from rewards.criteria import MODULES
+
+    texts = [*_MIXED_CASE, *(t.lower() for t in _MIXED_CASE), *(t.upper() for t in _MIXED_CASE)]
+    patterns = [p for module in (*MODULES.values(), common) for p in vars(module).values() if isinstance(p, re.Pattern)]
+    fast = [p for p in patterns if common._caseless(p) is not None]
+    assert len(fast) >= 30  # the fast path is taken for most cues
+    for pattern in patterns:
+        assert common.has(pattern, texts).tolist() == [float(bool(pattern.search(t))) for t in texts], pattern.pattern[:60]
+        assert common.count(pattern, texts).tolist() == [float(len(pattern.findall(t))) for t in texts], pattern.pattern[:60]
+        slow = [any(not common._NEGATION.search(t[: m.start()]) for m in pattern.finditer(t)) for t in texts]
+        assert common.affirmed(pattern, texts).tolist() == [float(v) for v in slow], pattern.pattern[:60]
+
+
+@pytest.mark.parametrize(
+    "pattern, flags",
+    [
+        ("Wife", re.IGNORECASE),  # an upper-case letter could not match lower-cased text
+        (r"\bwife\b", 0),  # case-sensitive patterns keep their own path
+        (r"(?-i:ok)", re.IGNORECASE),  # a group that switches a flag
+        (r"\x41", re.IGNORECASE),  # an escape for a capital
+        (r"[@-\[]", re.IGNORECASE),  # a range reaching into A-Z
+        ("wife", re.IGNORECASE | re.ASCII),
+        ("fiancée", re.IGNORECASE),  # not ASCII
+        (r"\u017f", re.IGNORECASE),  # ASCII source for a non-ASCII letter that matches "s" ignoring case
+        (r"\u0131", re.IGNORECASE),
+        (r"[\u0100-\u01ff]", re.IGNORECASE),
+        (r"[^\u017f]", re.IGNORECASE),
+        (r"(?:ab|Cd)", re.IGNORECASE),  # a capital nested in each kind of node
+        (r"(xB)", re.IGNORECASE),
+        (r"(?=B)", re.IGNORECASE),
+        (r"(?<!B)x", re.IGNORECASE),
+        (r"(?:xB)+", re.IGNORECASE),
+        (r"(?:xB)*?", re.IGNORECASE),
+        (r"(?>xB)", re.IGNORECASE),
+        (r"(a)?(?(1)xB|y)", re.IGNORECASE),
+        (r"(a)?(?(1)y|xB)", re.IGNORECASE),
+        (r"[^a-cB]", re.IGNORECASE),
+    ],
+)
+def test_cue_regexes_that_could_match_capitals_keep_ignoring_case(pattern, flags):
+    from rewards.criteria.common import _caseless
+
+    assert _caseless(re.compile(pattern, flags)) is None
+
+
+def test_a_plain_lower_case_cue_takes_the_fast_path():
+    from rewards.criteria.common import _caseless
+
+    assert _caseless(re.compile(r"(?<![\w'])(?:my (?:wife|boss)|[a-z]+ing|(a)?(?(1)b|c)|(?>x)+)(?![\w'])", re.IGNORECASE)) is not None
 
 
 _FEW_PEOPLE = [

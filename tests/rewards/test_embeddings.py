@@ -142,7 +142,7 @@ def test_static_encoder_is_the_normalised_mean_of_token_vectors(static_encoder):
     tokenizer = static_encoder.static.tokenizer
     vectors = np.random.default_rng(0).normal(size=(len(tokenizer), 8)).astype(np.float32)
     static = embeddings.StaticEncoder(tokenizer, vectors, max_tokens=4)
-    texts = ["lonely and sad", "", "one two three four five six"]
+    texts = ["lonely and sad", "", "one two three four five six", "sad sad sad"]
     out = static(texts)
     ids = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=4)["input_ids"]
     expected = vectors[ids[0]].mean(axis=0)
@@ -150,6 +150,17 @@ def test_static_encoder_is_the_normalised_mean_of_token_vectors(static_encoder):
     assert not out[1].any() and len(ids[2]) == 4  # empty text: zero row; long text: truncated to max_tokens
     truncated = vectors[ids[2]].sum(axis=0)
     assert np.allclose(out[2], truncated / np.linalg.norm(truncated), atol=1e-6)
+    sad = vectors[ids[3][0]]
+    assert len(ids[3]) == 3 and len(set(ids[3])) == 1 and np.allclose(out[3], sad / np.linalg.norm(sad), atol=1e-6)  # one token, 3×
+    weights = np.random.default_rng(1).uniform(size=len(tokenizer)).astype(np.float32)
+    weighted = static(texts, weights, 3)  # weighted by token, the *last* three tokens
+    for row, text in zip(weighted, texts):
+        last = tokenizer(text, add_special_tokens=False)["input_ids"][-3:]
+        total = (vectors[last] * weights[last, None]).sum(axis=0)
+        assert np.allclose(row, total / (np.linalg.norm(total) or 1.0), atol=1e-6)
+    assert static([]).shape == static([], weights).shape == (0, 8)
+    with pytest.raises(IndexError, match="outside the 100 static vectors"):  # too few vectors for the tokenizer
+        embeddings.StaticEncoder(tokenizer, vectors[:100], max_tokens=4)(["lonely and sad"])
 
 
 def test_static_vectors_are_cached_and_a_damaged_file_is_distilled_again(torch_encoder, tmp_path, monkeypatch):
